@@ -15,7 +15,7 @@ import pandas as pd
 from scipy.stats import kendalltau
 
 from genmeasures.plots import overlay
-from genmeasures.reproduce import Claim, FigureSpec, Study, register_figure
+from genmeasures.reproduce import Claim, FigureData, FigureSpec, Study, register_figure
 
 RADII = [0.05, 0.1, 0.2, 0.5, 1.0, 2.0]
 MEASURES = ("hessian_bound", "distance_bound")
@@ -107,9 +107,9 @@ def paper() -> Study:
     )
 
 
-def draw(table: pd.DataFrame, stem):
+def draw(data: FigureData, stem):
     return overlay(
-        table,
+        data.scores,
         "algorithm.distance",
         ["gap_loss", *MEASURES],
         stem,

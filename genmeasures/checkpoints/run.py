@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 
 from genmeasures._io import atomic_write_bytes, atomic_write_json, atomic_write_text
@@ -140,6 +141,47 @@ def read_labels(run_dir: str | os.PathLike, reference: str) -> torch.Tensor:
         raise CheckpointError(
             f"cannot read training labels {reference!r} in {run_dir}: {exc}"
         ) from None
+
+
+def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config as dotted keys (``{"train": {"lr": 0.1}}`` -> ``{"train.lr": 0.1}``)."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten_config(value, f"{name}."))
+        elif isinstance(value, (str, int, float, bool)) or value is None:
+            flat[name] = value
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+def metrics_table(run_dirs: Sequence[str | os.PathLike]) -> pd.DataFrame:
+    """Every run's per-epoch metrics in one table: one row per run and epoch.
+
+    Columns: ``run`` (the directory), the ``metrics.csv`` columns, then the run's config as
+    dotted keys (``algorithm.name``, ``data.noise_rate``, ...) plus ``method`` and ``seed``,
+    so curves can be grouped by any hyperparameter. Runs without metrics contribute nothing.
+    """
+    frames = []
+    for run_dir in run_dirs:
+        rows = read_metrics(run_dir)
+        if not rows:
+            continue
+        config = read_run_info(run_dir).get("config", {})
+        hyper = {"method": config.get("algorithm", {}).get("name", ""), "seed": None}
+        hyper["seed"] = config.get("train", {}).get("seed")
+        hyper.update(flatten_config(config))
+        frame = pd.DataFrame(rows)
+        for key, value in hyper.items():
+            if key not in frame.columns:
+                frame[key] = value
+        frame.insert(0, "run", str(run_dir))
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=["run", "epoch"])
+    return pd.concat(frames, ignore_index=True)
 
 
 def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@
 from genmeasures.reproduce.figures import (
     FIGURES,
     Claim,
+    Experiment,
     FigureResult,
     FigureSpec,
     get_figure,
@@ -10,14 +11,17 @@ from genmeasures.reproduce.figures import (
     register_figure,
     reproduce,
 )
-from genmeasures.reproduce.study import Study, StudyResult, run_study
+from genmeasures.reproduce.study import FigureData, Study, StudyGroup, StudyResult, run_study
 
 __all__ = [
     "FIGURES",
     "Claim",
+    "Experiment",
+    "FigureData",
     "FigureResult",
     "FigureSpec",
     "Study",
+    "StudyGroup",
     "StudyResult",
     "get_figure",
     "list_figures",

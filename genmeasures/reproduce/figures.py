@@ -15,17 +15,26 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 import pandas as pd
 
 from genmeasures._io import atomic_write_text
 from genmeasures._registry import Registry
-from genmeasures.correlation import wide_table
 from genmeasures.plots import PlotResult
-from genmeasures.reproduce.study import Study, run_study
+from genmeasures.reproduce.study import FigureData
 
 Scale = Literal["quick", "paper", "tiny"]  # tiny: the same pipeline in seconds, for tests
+
+
+class Experiment(Protocol):
+    """What produces a figure's data: a :class:`~genmeasures.reproduce.Study` (fine-tuning
+    sweep -> scores), or any other experiment with the same two members (matrix sensing)."""
+
+    name: str
+    workdir: str | None
+
+    def run(self, out: str | Path, *, jobs: int = 2, progress: bool = True) -> FigureData: ...
 
 
 @dataclass(frozen=True)
@@ -44,10 +53,10 @@ class FigureSpec:
     id: str
     paper: str
     claim: str
-    studies: dict[str, Callable[[], Study]]  # scale -> the study producing the data
-    # (one row per checkpoint, path stem) -> the figure written as stem.png/.pdf by a
+    studies: dict[str, Callable[[], Experiment]]  # scale -> the experiment producing the data
+    # (the experiment's data, path stem) -> the figure written as stem.png/.pdf by a
     # genmeasures.plots function, with the numbers it drew
-    draw: Callable[[pd.DataFrame, Path], PlotResult]
+    draw: Callable[[FigureData, Path], PlotResult]
     check: Callable[[pd.DataFrame], Claim]  # the plotted numbers -> the claim's verdict
     notes: str = ""
 
@@ -90,7 +99,11 @@ def reproduce(
     jobs: int = 2,
     progress: bool = True,
 ) -> FigureResult:
-    """Run a figure's study at ``scale``, draw it, write ID.png/.pdf/.csv, check its claim."""
+    """Run a figure's study at ``scale``, draw it, write ID.png/.pdf/.csv, check its claim.
+
+    The study runs in ``runs/ID/SCALE`` (or ``runs/WORKDIR/SCALE`` when figures share one),
+    reusing whatever a previous call left there.
+    """
     spec = get_figure(figure_id)
     if scale not in spec.studies:
         from genmeasures.errors import OptionError
@@ -99,11 +112,12 @@ def reproduce(
             f"figure {figure_id!r} has no {scale!r} scale; valid: {', '.join(spec.studies)}"
         )
     start = time.perf_counter()
-    study = spec.studies[scale]()
-    result = run_study(study, Path(runs) / spec.id / scale, jobs=jobs, progress=progress)
+    experiment = spec.studies[scale]()
+    workdir = Path(runs) / (experiment.workdir or spec.id) / scale
+    data = experiment.run(workdir, jobs=jobs, progress=progress)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    drawn = spec.draw(wide_table(result.scores), out / spec.id)
+    drawn = spec.draw(data, out / spec.id)
     claim = spec.check(drawn.data)
     csv = out / f"{spec.id}.csv"
     atomic_write_text(csv, drawn.data.to_csv(index=False))

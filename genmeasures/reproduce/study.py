@@ -25,6 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
+from genmeasures.checkpoints import metrics_table
+from genmeasures.correlation import wide_table
 from genmeasures.finetune import config_from_mapping, pretrain
 from genmeasures.scoring import write_table
 from genmeasures.sweeps import SweepSettings, expand, run_sweep, score_runs
@@ -44,6 +48,32 @@ class Study:
     gap: str = "gap_loss"
     description: str = ""
     report: bool = True  # correlate, plot and write index.html (figures draw their own)
+    select: str = "last"  # which checkpoints of each run to score: last, best or all
+    # figures whose studies name the same workdir share its runs (trained once)
+    workdir: str | None = None
+
+    def run(self, out: str | Path, *, jobs: int = 2, progress: bool = True) -> FigureData:
+        """Run the study into ``out`` and collect what a figure draws from."""
+        result = run_study(self, out, jobs=jobs, progress=progress)
+        return FigureData.from_study(result)
+
+
+@dataclass(frozen=True)
+class FigureData:
+    """What a figure draws from: scores (wide and long) and every run's per-epoch metrics."""
+
+    out: Path
+    scores: pd.DataFrame  # one row per scored checkpoint: measure, gap and config columns
+    long: pd.DataFrame  # the long score table (per-layer rows included)
+    metrics: pd.DataFrame  # one row per run and epoch (metrics.csv) with config columns
+    failures: tuple[str, ...] = ()
+
+    @classmethod
+    def from_study(cls, result: StudyResult) -> FigureData:
+        runs = sorted(p for p in (result.out / "runs").glob("*") if p.is_dir())
+        long = result.scores
+        scores = wide_table(long) if len(long) else pd.DataFrame()
+        return cls(result.out, scores, long, metrics_table(runs), tuple(result.failures))
 
 
 @dataclass
@@ -79,7 +109,7 @@ def run_study(
         finished,
         measures=list(study.measures) or None,
         n_samples=study.score_samples or None,
-        select="last",
+        select=study.select,
         jobs=jobs,
         progress=progress,
     )
@@ -109,3 +139,37 @@ def run_study(
 def _say(progress: bool, message: str) -> None:
     if progress:
         print(message, file=sys.stderr)
+
+
+@dataclass(frozen=True)
+class StudyGroup:
+    """Several studies drawn in one figure (e.g. one per source-set size, each with its own
+    pretrained model). Each part runs in ``OUT/PART``; the tables are concatenated with a
+    ``study`` column naming the part."""
+
+    name: str
+    parts: Mapping[str, Study]
+    workdir: str | None = None
+
+    def run(self, out: str | Path, *, jobs: int = 2, progress: bool = True) -> FigureData:
+        if not self.parts:
+            from genmeasures.errors import OptionError
+
+            raise OptionError(f"study group {self.name!r} has no parts")
+        out = Path(out)
+        collected = []
+        for key, study in self.parts.items():
+            _say(progress, f"== {self.name}: part {key!r} ==")
+            collected.append((key, study.run(out / key, jobs=jobs, progress=progress)))
+
+        def joined(tables: list[tuple[str, pd.DataFrame]]) -> pd.DataFrame:
+            frames = [t.assign(study=key) for key, t in tables if len(t)]
+            return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+        return FigureData(
+            out,
+            joined([(k, d.scores) for k, d in collected]),
+            joined([(k, d.long) for k, d in collected]),
+            joined([(k, d.metrics) for k, d in collected]),
+            tuple(f for _, d in collected for f in d.failures),
+        )

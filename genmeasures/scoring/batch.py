@@ -32,7 +32,12 @@ from genmeasures.checkpoints import (
     is_run_dir,
     load_checkpoint,
 )
-from genmeasures.checkpoints.run import CHECKPOINT_DIR, checkpoint_files_in, read_labels
+from genmeasures.checkpoints.run import (
+    CHECKPOINT_DIR,
+    checkpoint_files_in,
+    flatten_config,
+    read_labels,
+)
 from genmeasures.data.evalset import EvaluationSet
 from genmeasures.errors import CheckpointError, GenMeasuresError, ModelError, OptionError
 from genmeasures.measures import (
@@ -430,26 +435,13 @@ def _checkpoint_columns(ckpt: Checkpoint, run: Path | None, n_train: int | None)
     if "gap_acc" not in metrics and _has(metrics, "train_acc", "test_acc"):
         metrics["gap_acc"] = metrics["train_acc"] - metrics["test_acc"]
     columns.update(metrics)
-    for key, value in _flatten(meta.config).items():
+    for key, value in flatten_config(meta.config).items():
         columns.setdefault(key, value)
     return columns
 
 
 def _has(metrics: Mapping[str, Any], *keys: str) -> bool:
     return all(isinstance(metrics.get(k), (int, float)) for k in keys)
-
-
-def _flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, f"{name}."))
-        elif isinstance(value, (str, int, float, bool)) or value is None:
-            flat[name] = value
-        else:
-            flat[name] = str(value)
-    return flat
 
 
 def _to_table(rows: list[dict[str, Any]]) -> pd.DataFrame:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from genmeasures.reproduce import Study, run_study
 
@@ -57,3 +58,43 @@ def test_study_writes_the_report_and_reuses_everything(tmp_path: Path) -> None:
     assert before == after  # no run was trained again
     assert result.computed == 8 and again.computed == 0 and again.cached == 8
     assert again.scores.drop(columns="seconds").equals(result.scores.drop(columns="seconds"))
+
+
+def test_figure_data_carries_scores_of_every_epoch_and_the_metrics_of_every_run(
+    tmp_path: Path,
+) -> None:
+    from dataclasses import replace
+
+    grid = {"algorithm": [{"name": "erm"}], "data.noise_rate": [0.0, 0.5]}
+    study = replace(TINY, grid=grid, select="all", report=False)
+    data = study.run(tmp_path / "one", jobs=1, progress=False)
+    assert sorted(data.scores.epoch) == [1, 1, 2, 2]  # every epoch after the init (the reference)
+    assert {"distance_from_init", "hessian_distance", "gap_loss"} <= set(data.scores.columns)
+    metrics = data.metrics
+    assert len(metrics) == 2 * 3 and set(metrics.epoch) == {0, 1, 2}
+    assert {"run", "train_acc", "test_acc", "method", "seed", "data.noise_rate"} <= set(
+        metrics.columns
+    )
+    noisy = metrics[metrics["data.noise_rate"] == 0.5]
+    from genmeasures.checkpoints import read_metrics
+
+    on_disk = read_metrics(noisy.run.iloc[0])
+    assert noisy.test_acc.tolist() == [row["test_acc"] for row in on_disk]
+
+
+def test_study_group_runs_each_part_and_labels_its_rows(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from genmeasures.errors import OptionError
+    from genmeasures.reproduce import StudyGroup
+
+    one = replace(TINY, grid={"algorithm": [{"name": "erm"}]}, report=False, seeds=(0,))
+    small = replace(one, base={**one.base, "train": {"epochs": 1, "batch_size": 8}})
+    group = StudyGroup("two parts", {"two-epochs": one, "one-epoch": small})
+    data = group.run(tmp_path / "group", jobs=1, progress=False)
+    assert (tmp_path / "group" / "two-epochs" / "pretrained.safetensors").exists()
+    assert set(data.scores.study) == {"two-epochs", "one-epoch"}
+    epochs = data.metrics.groupby("study").epoch.max().to_dict()
+    assert epochs == {"two-epochs": 2, "one-epoch": 1}
+    with pytest.raises(OptionError, match="has no parts"):
+        StudyGroup("empty", {}).run(tmp_path / "empty", progress=False)

@@ -10,6 +10,7 @@ of degree < 2m.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,14 +26,21 @@ from genmeasures.curvature.vectors import flatten, gaussian_like, unflatten
 class EigenEstimate:
     """Ritz values (largest first, or smallest first for ``which='smallest'``) and bounds.
 
-    ``errors[i]`` is the residual norm of the i-th Ritz pair: an eigenvalue of A lies within
-    it. ``converged`` is False when the budget ran out before every bound met the tolerance.
+    ``errors[i]`` is the residual norm r_i of the i-th Ritz pair: an eigenvalue of A lies
+    within it (a rigorous bound). ``value_errors[i]`` = min(r_i, r_i^2 / delta_i) is the
+    gap-refined estimate of the eigenvalue's error (Kato-Temple; Parlett, *The Symmetric
+    Eigenvalue Problem*, 11.7), with delta_i the distance from theta_i to the nearest other
+    Ritz value less that value's residual: the Ritz gap stands in for the unknown spectral
+    gap, so it is an estimate, typically far below r_i (eigenvalues converge quadratically in
+    the residual). ``converged`` is False when the budget ran out before the stopping rule met
+    the tolerance.
     """
 
     values: tuple[float, ...]
     errors: tuple[float, ...]
     n_matvecs: int
     converged: bool
+    value_errors: tuple[float, ...] = ()
     method: str = "lanczos"
 
 
@@ -43,16 +51,25 @@ def lanczos_eigenvalues(
     which: Literal["largest", "smallest"] = "largest",
     rtol: float = 1e-6,
     max_matvecs: int = 100,
+    stop: Literal["value", "residual"] = "value",
     generator: torch.Generator,
 ) -> EigenEstimate:
     """The k algebraically largest (or smallest) eigenvalues of A by Lanczos.
 
-    Full reorthogonalization (classical Gram-Schmidt, a second pass when the first removed most
-    of the vector) keeps the basis orthonormal, so no spurious copies of converged eigenvalues
-    appear. Stops when every
-    wanted Ritz value has residual <= rtol * |value|, when the Krylov space becomes invariant
-    (the values are then exact), or after ``max_matvecs`` products (then it warns).
+    Partial reorthogonalization (Simon 1984) keeps the basis semi-orthogonal (|q_i^T q_j| <=
+    sqrt(eps)), which keeps Ritz values accurate to working precision with no spurious copies
+    of converged eigenvalues: each new vector is orthogonalized against the previous two, a
+    recurrence estimates its overlap with the older ones, and only when that estimate exceeds
+    sqrt(eps) is it (and the next one) orthogonalized against the whole basis. On a large model
+    that saves a pass over the whole basis at most steps.
+
+    Stops when every wanted Ritz value's error is at most rtol * |value| -- the gap-refined
+    estimate with ``stop="value"``, the rigorous residual bound with ``stop="residual"``
+    (several more products) -- when the Krylov space becomes invariant (the values are then
+    exact), or after ``max_matvecs`` products (then it warns).
     """
+    if stop not in ("value", "residual"):
+        raise ValueError(f"stop must be 'value' or 'residual', got {stop!r}")
     like = op.params
     dim = sum(p.numel() for p in like)
     k = min(k, dim)
@@ -65,22 +82,27 @@ def lanczos_eigenvalues(
     size = 1
     alphas: list[float] = []
     betas: list[float] = []
-    values, errors, converged = [], [], False
+    values, errors, value_errors, converged = [], [], [], False
+    monitor = _Semiorthogonality(torch.finfo(q.dtype).eps)
     for step in range(steps):
         current = basis[size - 1]
         w = flatten(op.matmat([unflatten(current, like)])[0])
         alphas.append(float(torch.dot(current, w)))
-        beta = _orthogonalize(w, basis[:size])
-        w = beta.vector
-        beta = beta.norm
-        values, errors = _ritz(alphas, betas, beta, k, which)
+        local = _orthogonalize(w, basis[max(0, size - 2) : size])
+        w, beta = local.vector, local.norm
+        if monitor.needs_full(alphas, betas, beta):
+            full = _orthogonalize(w, basis[:size])
+            w, beta = full.vector, full.norm
+            monitor.reset(size)
+        values, errors, value_errors = _ritz(alphas, betas, beta, k, which)
         scale = max(abs(a) for a in alphas) or 1.0
         invariant = beta <= 1e-12 * scale
         if invariant:
-            errors = [0.0] * len(values)
+            errors = value_errors = [0.0] * len(values)
+        judged = value_errors if stop == "value" else errors
         if invariant or (
             step + 1 >= k
-            and all(e <= rtol * max(abs(v), 1e-30) for v, e in zip(values, errors, strict=True))
+            and all(e <= rtol * max(abs(v), 1e-30) for v, e in zip(values, judged, strict=True))
         ):
             converged = True
             break
@@ -95,15 +117,63 @@ def lanczos_eigenvalues(
             basis[size] = w / beta
             size += 1
     if not converged:
-        worst = max(e / max(abs(v), 1e-30) for v, e in zip(values, errors, strict=True))
+        judged = value_errors if stop == "value" else errors
+        worst = max(e / max(abs(v), 1e-30) for v, e in zip(values, judged, strict=True))
+        what = "estimated error" if stop == "value" else "residual"
         warnings.warn(
             f"Lanczos: the budget of {max_matvecs} matrix-vector products ran out at relative "
-            f"residual {worst:.3g} (tolerance {rtol:.3g}); returning the estimates with their "
-            f"residual bounds",
+            f"{what} {worst:.3g} (tolerance {rtol:.3g}); returning the estimates with their "
+            f"error bounds",
             RuntimeWarning,
             stacklevel=2,
         )
-    return EigenEstimate(tuple(values), tuple(errors), len(alphas), converged)
+    return EigenEstimate(tuple(values), tuple(errors), len(alphas), converged, tuple(value_errors))
+
+
+class _Semiorthogonality:
+    """Estimates omega_k = q_{j+1}^T q_k for the vector about to join the basis (Simon's
+    recurrence, from the Lanczos coefficients alone) and says when it must be orthogonalized
+    against the whole basis: when some |omega_k| exceeds sqrt(eps), and at the step after
+    (the next vector inherits the overlap through the three-term recurrence).
+    """
+
+    def __init__(self, eps: float) -> None:
+        self.eps = eps
+        self.previous: list[float] = []  # omega of q_{j-1} with q_0..q_{j-1}
+        self.current: list[float] = [1.0]  # omega of q_j with q_0..q_j
+        self.again = False
+
+    def needs_full(self, alphas: list[float], betas: list[float], beta: float) -> bool:
+        """Advance the estimates to q_{j+1} = w / beta; True if w needs full reorthogonalization.
+
+        beta_j omega'_k = beta_k omega_{k+1} + (alpha_k - alpha_j) omega_k
+                          + beta_{k-1} omega_{k-1} - beta_{j-1} omega''_k   (k < j - 1),
+        plus a rounding term eps (beta_k + beta_j) with the numerator's sign; the two newest
+        overlaps are eps (they were orthogonalized against explicitly).
+        """
+        j = len(alphas) - 1
+        if beta <= 0.0:
+            return False
+        cur, prev, eps = self.current, self.previous, self.eps
+        new = []
+        for index in range(max(0, j - 1)):
+            total = betas[index] * cur[index + 1] + (alphas[index] - alphas[j]) * cur[index]
+            if index > 0:
+                total += betas[index - 1] * cur[index - 1]
+            if j > 0:
+                total -= betas[j - 1] * prev[index]
+            rounding = eps * (betas[index] + beta)
+            total += rounding if total >= 0 else -rounding
+            new.append(total / beta)
+        new += [eps] * (min(j, 1) + 1) + [1.0]  # q_{j-1}, q_j: explicit; q_{j+1}: itself
+        self.previous, self.current = cur, new
+        worst = max((abs(x) for x in new[: max(0, j - 1)]), default=0.0)
+        full = self.again or worst > math.sqrt(eps)
+        self.again = worst > math.sqrt(eps)
+        return full
+
+    def reset(self, size: int) -> None:
+        self.current = [self.eps] * size + [1.0]
 
 
 @dataclass(frozen=True)
@@ -129,16 +199,23 @@ def _orthogonalize(w: torch.Tensor, basis: torch.Tensor) -> _Orthogonalized:
 
 def _ritz(
     alphas: list[float], betas: list[float], beta_next: float, k: int, which: str
-) -> tuple[list[float], list[float]]:
+) -> tuple[list[float], list[float], list[float]]:
+    """The k wanted Ritz values, their residual bounds and gap-refined error estimates."""
     t = torch.diag(torch.tensor(alphas, dtype=torch.float64))
     if betas:
         off = torch.tensor(betas, dtype=torch.float64)
         t += torch.diag(off, 1) + torch.diag(off, -1)
     theta, s = torch.linalg.eigh(t)
+    residuals = beta_next * s[-1, :].abs()
     order = torch.argsort(theta, descending=(which == "largest"))[:k]
-    values = theta[order].tolist()
-    errors = (beta_next * s[-1, order].abs()).tolist()
-    return values, errors
+    refined = []
+    for i in order.tolist():
+        others = torch.arange(len(theta)) != i
+        gaps = (theta[others] - theta[i]).abs() - residuals[others]
+        gap = float(gaps.min()) if others.any() else 0.0
+        r = float(residuals[i])
+        refined.append(min(r, r * r / gap) if gap > 0 else r)
+    return theta[order].tolist(), residuals[order].tolist(), refined
 
 
 @dataclass(frozen=True)

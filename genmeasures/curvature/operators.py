@@ -12,8 +12,9 @@ Two Hessian backends compute the same numbers:
   batch is built once and reused for every vector of a block (and, when the whole sample is
   one batch, for every later product too).
 
-``backend="auto"`` times both on the first batch and keeps the faster; if forward mode is not
-supported by some operation of the model, it falls back to double backward and says so.
+``backend="auto"`` times both on a few samples of the first batch and keeps the faster (once
+per process for models of one class and parameter shapes); if forward mode is not supported
+by some operation of the model, it falls back to double backward and says so.
 """
 
 from __future__ import annotations
@@ -170,7 +171,12 @@ class HessianOperator(CurvatureOperator):
             raise MeasureError(f"unknown backend {backend!r}; valid: auto, func, autograd")
         if backend == "autograd":
             return backend
-        inputs, targets = self.batches[0]
+        key = self._probe_key() if backend == "auto" else None
+        if key is not None and key in _CHOSEN_BACKEND:
+            return _CHOSEN_BACKEND[key]
+        # The probe runs on a few samples: the ratio of the two backends' costs hardly depends
+        # on the batch size, and timing the whole first batch cost as much as ~5 products.
+        inputs, targets = (t[:_PROBE_SAMPLES] for t in self.batches[0])
         probe = tuple(torch.ones_like(p) for p in self.params)
         try:
             seconds_func = _best_of(
@@ -185,11 +191,43 @@ class HessianOperator(CurvatureOperator):
                 RuntimeWarning,
                 stacklevel=3,
             )
-            return "autograd"
-        if backend == "func":
-            return backend
-        seconds_autograd = _best_of(2, lambda: self._autograd_hvps(inputs, targets, [probe]))
-        return "func" if seconds_func <= seconds_autograd else "autograd"
+            chosen = "autograd"
+        else:
+            if backend == "func":
+                return backend
+            seconds_autograd = _best_of(2, lambda: self._fresh_autograd_hvp(inputs, targets, probe))
+            chosen = "func" if seconds_func <= seconds_autograd else "autograd"
+        if key is not None:
+            _CHOSEN_BACKEND[key] = chosen
+        return chosen
+
+    def _fresh_autograd_hvp(self, inputs: torch.Tensor, targets: torch.Tensor, vector: Vector):
+        params = tuple(p.detach().requires_grad_(True) for p in self.params)
+        with torch.enable_grad():
+            loss = self._weighted(inputs, targets)(params)
+            gradients = torch.autograd.grad(loss, params, create_graph=True)
+            return torch.autograd.grad(gradients, params, grad_outputs=vector, allow_unused=True)
+
+    def _probe_key(self) -> tuple:
+        """Models of one class with the same selected parameters, on inputs of one shape,
+        dtype and device, get the same backend: the probe runs once per process for them."""
+        inputs, _ = self.batches[0]
+        model = self.fmodel.model
+        return (
+            type(model).__module__,
+            type(model).__qualname__,
+            tuple(
+                (n, tuple(p.shape), p.dtype) for n, p in zip(self.names, self.params, strict=True)
+            ),
+            tuple(inputs.shape[1:]),
+            inputs.dtype,
+            str(inputs.device),
+            getattr(self.fmodel.loss, "__qualname__", type(self.fmodel.loss).__qualname__),
+        )
+
+
+_PROBE_SAMPLES = 8
+_CHOSEN_BACKEND: dict[tuple, str] = {}
 
 
 class GGNOperator(CurvatureOperator):

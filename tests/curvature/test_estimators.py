@@ -139,3 +139,73 @@ def test_quadrature_stops_early_on_an_invariant_subspace() -> None:
     assert result.n_matvecs <= 3
     exact = float(start[0] @ matrix @ start[0])
     assert float(result.values[0]) == pytest.approx(exact, rel=1e-10)
+
+
+@pytest.mark.parametrize("which", ["largest", "smallest"])
+def test_lanczos_value_stopping_meets_its_tolerance_sooner(which: str) -> None:
+    model = small_cnn()
+    inputs, targets = data_for(model)
+    names = [n for n, _ in model.named_parameters()]
+    exact = Oracle(model, names, inputs, targets).hessian()
+    eigenvalues = torch.linalg.eigvalsh(exact)
+    target = float(eigenvalues.max() if which == "largest" else eigenvalues.min())
+    op = HessianOperator(model, names, [(inputs, targets)], ce)
+    spent = {}
+    for stop in ("value", "residual"):
+        for rtol in (1e-3, 1e-6):
+            est = lanczos_eigenvalues(
+                op, 1, which=which, rtol=rtol, stop=stop, max_matvecs=200, generator=generator()
+            )
+            assert est.converged
+            error = abs(est.values[0] - target)
+            assert error <= rtol * abs(target)  # the tolerance is met on the true eigenvalue
+            assert error <= est.value_errors[0] + 1e-12 <= est.errors[0] + 1e-12
+            spent[stop, rtol] = est.n_matvecs
+    assert spent["value", 1e-3] < spent["residual", 1e-3]
+    assert spent["value", 1e-6] < spent["residual", 1e-6]
+    with pytest.raises(ValueError, match="stop must be"):
+        lanczos_eigenvalues(op, 1, stop="maybe", generator=generator())  # type: ignore[arg-type]
+
+
+class _MatrixOperator:
+    """A dense symmetric matrix as a curvature operator over one flat parameter."""
+
+    def __init__(self, matrix: torch.Tensor) -> None:
+        self.matrix = matrix
+        self.params = (torch.zeros(matrix.shape[0], dtype=matrix.dtype),)
+        self.n_matvecs = 0
+
+    def matmat(self, vectors):
+        self.n_matvecs += len(vectors)
+        return [(self.matrix @ v[0],) for v in vectors]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_partial_reorthogonalization_keeps_lanczos_free_of_ghosts(
+    dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run far past convergence of the top eigenvalue (where plain Lanczos duplicates it):
+    the top three Ritz values are still the three distinct top eigenvalues, and the whole
+    basis was swept at only some of the steps."""
+    from genmeasures.curvature import lanczos
+
+    generator_ = torch.Generator().manual_seed(3)
+    bulk = 4 * torch.rand(397, generator=generator_, dtype=torch.float64)
+    spectrum = torch.cat([torch.tensor([10.0, 5.0, 4.9], dtype=torch.float64), bulk])
+    rotation, _ = torch.linalg.qr(torch.randn(400, 400, generator=generator_, dtype=torch.float64))
+    matrix = (rotation * spectrum) @ rotation.T
+    op = _MatrixOperator(matrix.to(dtype))
+    full_sweeps = []
+    original = lanczos._orthogonalize
+
+    def counting(w, basis):
+        if basis.shape[0] > 2:
+            full_sweeps.append(basis.shape[0])
+        return original(w, basis)
+
+    monkeypatch.setattr(lanczos, "_orthogonalize", counting)
+    with pytest.warns(RuntimeWarning, match="budget"):
+        est = lanczos_eigenvalues(op, 3, rtol=0.0, max_matvecs=80, generator=generator())
+    tolerance = 1e-5 if dtype == torch.float32 else 1e-10
+    assert est.values == pytest.approx([10.0, 5.0, 4.9], abs=tolerance)  # plain: 10, 10, 10
+    assert 0 < len(full_sweeps) < 78  # some steps needed the whole basis, not all

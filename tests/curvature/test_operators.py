@@ -169,3 +169,25 @@ def test_evaluation_mode_restores_each_module() -> None:
     with evaluation_mode(model):
         assert not any(m.training for m in model.modules())
     assert [m.training for m in model.modules()] == before
+
+
+def test_auto_backend_probes_once_per_model_structure(monkeypatch: pytest.MonkeyPatch) -> None:
+    from genmeasures.curvature import operators
+
+    monkeypatch.setattr(operators, "_CHOSEN_BACKEND", {})
+    model = small_cnn()
+    inputs, targets = data_for(model)
+    names = [n for n, _ in model.named_parameters()]
+    first = HessianOperator(model, names, [(inputs, targets)], ce, backend="auto")
+    assert len(operators._CHOSEN_BACKEND) == 1
+
+    def no_probe(*args, **kwargs):
+        raise AssertionError("the backend was probed again")
+
+    monkeypatch.setattr(HessianOperator, "_fresh_autograd_hvp", no_probe)
+    another = small_cnn()  # same class and shapes, other weights: the cached choice
+    second = HessianOperator(another, names, [(inputs[:5], targets[:5])], ce, backend="auto")
+    assert second.backend == first.backend
+    subset = names[:2]  # other parameters selected: probed anew
+    with pytest.raises(AssertionError, match="probed again"):
+        HessianOperator(model, subset, [(inputs, targets)], ce, backend="auto")

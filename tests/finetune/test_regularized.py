@@ -620,3 +620,30 @@ def test_robust_with_the_known_transition_of_the_runs_noise(tmp_path) -> None:
         config_from_mapping(
             {"algorithm": {"name": "robust", "estimate": "known", "noise_rate": 0.2}}
         )
+
+
+def test_batched_frobenius_projection_equals_one_tensor_at_a_time() -> None:
+    from genmeasures.finetune.algorithms.constraint import project_frobenius_all_
+
+    generator = torch.Generator().manual_seed(4)
+    shapes = [(6, 3, 3, 3), (10, 6), (4, 4), (3, 5)]
+    centers = [torch.randn(s, generator=generator) for s in shapes]
+    centers[2] = None  # a head projected around zero
+    scales = [0.5, 4.0, 3.0, 2.0]  # inside, outside, outside (around 0), pinned (radius 0)
+    radii = [1.0, 1.0, 2.0, 0.0]
+    weights = []
+    for shape, center, scale in zip(shapes, centers, scales, strict=True):
+        direction = torch.randn(shape, generator=generator)
+        direction /= direction.norm()
+        weights.append((center if center is not None else 0) + scale * direction)
+    expected = [w.clone() for w in weights]
+    for w, c, r in zip(expected, centers, radii, strict=True):
+        project_frobenius_(w, c, r)
+    before_inside = weights[0].clone()
+    project_frobenius_all_(weights, centers, radii)
+    assert torch.equal(weights[0], before_inside)  # inside: untouched, bit for bit
+    assert torch.equal(weights[3], centers[3])  # radius 0: exactly the center
+    for got, want in zip(weights, expected, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
+    assert (weights[1] - centers[1]).norm().item() == pytest.approx(1.0, rel=1e-6)
+    assert weights[2].norm().item() == pytest.approx(2.0, rel=1e-6)

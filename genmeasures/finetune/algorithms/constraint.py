@@ -31,7 +31,7 @@ checked from its weights alone.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -108,6 +108,43 @@ def project_frobenius_(weight: torch.Tensor, center: torch.Tensor | None, radius
 
 
 @torch.no_grad()
+def project_frobenius_all_(
+    weights: Sequence[torch.Tensor],
+    centers: Sequence[torch.Tensor | None],
+    radii: Sequence[float],
+) -> None:
+    """:func:`project_frobenius_` for many tensors at once, as one step's projection runs.
+
+    One fused pass computes every ``W - C``, one more all the norms, and only the tensors
+    outside their ball are written (``W <- C + f (W - C)`` in one kernel, no temporaries):
+    with a ResNet's ~60 weight tensors this is a few kernels instead of ~6 per tensor.
+    """
+    if not weights:
+        return
+    with_center = [i for i, c in enumerate(centers) if c is not None]
+    deltas: list[torch.Tensor] = list(weights)
+    if with_center:
+        moved = torch._foreach_sub(
+            [weights[i] for i in with_center], [centers[i] for i in with_center]
+        )
+        for i, delta in zip(with_center, moved, strict=True):
+            deltas[i] = delta
+    norms = torch.stack([n.float().reshape(()) for n in torch._foreach_norm(deltas)])
+    radius = torch.tensor(radii, dtype=torch.float32, device=norms.device)
+    factors = _shrink_factor(norms, radius)
+    for i, factor in enumerate(factors.tolist()):
+        if factor >= 1:
+            continue  # inside: bit-for-bit unchanged
+        weight, center = weights[i], centers[i]
+        if factor == 0 and center is not None:  # radius 0: pinned exactly to the center
+            weight.copy_(center)
+        elif center is None:
+            weight.mul_(factor)
+        else:
+            torch.add(center, deltas[i], alpha=factor, out=weight)
+
+
+@torch.no_grad()
 def project_mars_(weight: torch.Tensor, center: torch.Tensor | None, radius: float) -> None:
     """In place: scale every output row ``r`` of ``W - C`` (flattened over inputs and kernel)
     by ``1 / max(1, ||r||_1 / radius)`` (``C = 0`` if None); rows inside are unchanged.
@@ -124,6 +161,14 @@ def project_mars_(weight: torch.Tensor, center: torch.Tensor | None, radius: flo
 def clamp_scale_(scale: torch.Tensor, center: torch.Tensor, radius: float) -> None:
     """In place: clamp every entry into ``[center - radius, center + radius]``."""
     scale.clamp_(min=center - radius, max=center + radius)
+
+
+def _same_device_and_dtype(items: list[tuple]) -> list[list[tuple]]:
+    """Group (weight, ...) tuples by the weight's device and dtype (foreach kernels need one)."""
+    groups: dict[tuple, list[tuple]] = {}
+    for item in items:
+        groups.setdefault((item[0].device, item[0].dtype), []).append(item)
+    return list(groups.values())
 
 
 def weight_distance(delta: torch.Tensor, norm: Norm) -> float:
@@ -222,14 +267,18 @@ class LayerwiseProjection:
         self, params: Mapping[str, torch.Tensor], init: Mapping[str, torch.Tensor]
     ) -> None:
         """Project ``params`` (name -> tensor, changed in place) onto the constraint set."""
-        project = project_frobenius_ if self.norm == "frobenius" else project_mars_
+        batched: list[tuple[torch.Tensor, torch.Tensor | None, float]] = []
         for target in self.targets:
             weight = params[target.name]
             center = None if target.center == "zero" else init[target.name]
             if target.kind == "scale":
                 clamp_scale_(weight, center, target.radius)
+            elif self.norm == "mars":
+                project_mars_(weight, center, target.radius)
             else:
-                project(weight, center, target.radius)
+                batched.append((weight, center, target.radius))
+        for group in _same_device_and_dtype(batched):
+            project_frobenius_all_(*map(list, zip(*group, strict=True)))
 
     def distances(
         self, params: Mapping[str, torch.Tensor], init: Mapping[str, torch.Tensor]

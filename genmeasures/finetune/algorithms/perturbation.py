@@ -89,11 +89,15 @@ class GradientSum:
         self.total: list[torch.Tensor | None] = [None] * len(self.params)
 
     def add(self, grads: Sequence[torch.Tensor | None], weight: float) -> None:
+        """Accumulate ``weight * grads``; the gradients (fresh from autograd, owned by the
+        caller) are scaled in place, so no temporaries are made."""
         for i, grad in enumerate(grads):
             if grad is None:
                 continue
-            term = grad * weight
-            self.total[i] = term if self.total[i] is None else self.total[i].add_(term)
+            if self.total[i] is None:
+                self.total[i] = grad.mul_(weight)
+            else:
+                self.total[i].add_(grad, alpha=weight)
 
     def write(self) -> None:
         """Add the sum to ``.grad`` (as ``backward`` would); parameters never reached keep

@@ -43,9 +43,14 @@ def command(
     list_only: bool,
     quiet: bool,
 ) -> None:
-    """Regenerate FIGURE_ID (or `all` quick ones) into OUT and print its claim as PASS/FAIL.
+    """Regenerate FIGURE_ID (or `all` of them) into OUT and print its claim as PASS/FAIL.
 
-    A claim that fails is reported, not hidden; the figure is written either way.
+    \b
+    Writes OUT/ID.png, OUT/ID.pdf, OUT/ID.csv (every plotted number) and OUT/ID.claim.txt.
+    Runs are kept under RUNS: a rerun trains and scores only what is missing.
+    A claim that fails is reported, not hidden; the figure is written either way (exit 0).
+    With `all`, a figure that cannot be produced is reported and the others still run
+    (exit 1 at the end).
     """
     from genmeasures.reproduce import list_figures, reproduce
 
@@ -56,14 +61,35 @@ def command(
             )
         return
     ids = [s.id for s in list_figures()] if figure_id == "all" else [figure_id]
-    failed = False
-    for fid in ids:
-        result = reproduce(fid, scale, out, runs=runs, jobs=jobs, progress=not quiet)
-        click.echo(
-            f"{fid}: {result.claim}  ({result.seconds:.0f} s; "
-            f"{', '.join(str(p) for p in result.files)})"
-        )
-        failed |= not result.claim.passed
-    if failed:
-        click.echo("some claims did not reproduce at this scale (see above)", err=True)
-    sys.exit(0)
+    if len(ids) == 1:
+        result = reproduce(ids[0], scale, out, runs=runs, jobs=jobs, progress=not quiet)
+        _report(result)
+        return
+    from genmeasures.errors import GenMeasuresError
+
+    errors, times = [], []
+    for fid in ids:  # one figure's bad input does not stop the others
+        try:
+            result = reproduce(fid, scale, out, runs=runs, jobs=jobs, progress=not quiet)
+        except GenMeasuresError as exc:
+            click.echo(f"{fid}: error: {exc}", err=True)
+            errors.append(fid)
+            continue
+        _report(result)
+        times.append((fid, result.seconds, result.claim))
+    click.echo("\n| figure | seconds | claim |\n|---|---|---|")
+    for fid, seconds, claim in times:
+        click.echo(f"| {fid} | {seconds:.0f} | {'PASS' if claim.passed else 'FAIL'} |")
+    click.echo(f"total: {sum(t for _, t, _ in times):.0f} s for {len(times)} figures")
+    if errors:
+        click.echo(f"error: {len(errors)} figure(s) not produced: {', '.join(errors)}", err=True)
+        sys.exit(1)
+
+
+def _report(result) -> None:
+    click.echo(
+        f"{result.spec.id}: {result.claim}  ({result.seconds:.0f} s; "
+        f"{', '.join(str(p) for p in result.files)})"
+    )
+    if not result.claim.passed:
+        click.echo("  this claim did not reproduce at this scale (see the note above)", err=True)

@@ -170,3 +170,27 @@ def test_example_run_is_scored_by_the_installed_command(tmp_path: Path) -> None:
     assert sorted(table.epoch.unique()) == [1, 2]
     assert (table[table.measure == "distance_from_init"].value > 0).all()
     assert table.gap_loss.notna().all()
+
+
+def test_reproduce_all_reports_a_broken_figure_and_runs_the_others(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import genmeasures.reproduce as reproduce_module
+    from genmeasures.errors import DataError
+    from genmeasures.reproduce import Claim, FigureResult, list_figures
+
+    specs = list_figures()[:2]
+    monkeypatch.setattr(reproduce_module, "list_figures", lambda: specs)
+    done = []
+
+    def fake(figure_id, scale, out, **kwargs):
+        if figure_id == specs[0].id:
+            raise DataError("no such image folder: data/indoor")
+        done.append(figure_id)
+        return FigureResult(specs[1], scale, [], Claim(True, "tau = 1"), 2.0)
+
+    monkeypatch.setattr(reproduce_module, "reproduce", fake)
+    code, out, err = invoke("reproduce", "all", "--out", str(tmp_path), "-q")
+    assert code == 1 and done == [specs[1].id]
+    assert f"{specs[0].id}: error: no such image folder" in err
+    assert f"| {specs[1].id} | 2 | PASS |" in out and "1 figure(s) not produced" in err

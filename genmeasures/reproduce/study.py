@@ -70,7 +70,7 @@ class FigureData:
 
     @classmethod
     def from_study(cls, result: StudyResult) -> FigureData:
-        runs = sorted(p for p in (result.out / "runs").glob("*") if p.is_dir())
+        runs = result.runs  # only this study's, when figures share a work directory
         long = result.scores
         scores = wide_table(long) if len(long) else pd.DataFrame()
         return cls(result.out, scores, long, metrics_table(runs), tuple(result.failures))
@@ -84,6 +84,7 @@ class StudyResult:
     failures: list[str] = field(default_factory=list)
     computed: int = 0  # measure results computed now (the rest came from the cache)
     cached: int = 0
+    runs: list[Path] = field(default_factory=list)  # this study's run directories
 
 
 def run_study(
@@ -119,7 +120,9 @@ def run_study(
         _say(progress, f"note: {note}")
     write_table(scored.table, out / "scores.csv")
     if not study.report:
-        return StudyResult(out, scored.table, None, failures, scored.computed, scored.cached)
+        return StudyResult(
+            out, scored.table, None, failures, scored.computed, scored.cached, finished
+        )
     _say(progress, "[4/5] correlating every measure with the gap")
     from genmeasures.correlation import correlate
 
@@ -133,7 +136,9 @@ def run_study(
     from genmeasures.reproduce.html import write_index
 
     write_index(out, study, report, figures, failures, notes)
-    return StudyResult(out, scored.table, report, failures, scored.computed, scored.cached)
+    return StudyResult(
+        out, scored.table, report, failures, scored.computed, scored.cached, finished
+    )
 
 
 def _say(progress: bool, message: str) -> None:

@@ -108,12 +108,11 @@ def _name(config: FinetuneConfig, values: Mapping[str, Any], seed: int) -> str:
             parts += [f"{k}={_short(v)}" for k, v in sorted(extra.items())]
         else:
             parts.append(f"{key.split('.')[-1]}={_short(value)}")
-    parts.append(f"seed{seed}")
     name = re.sub(r"[^A-Za-z0-9=._+-]+", "-", "_".join(parts))
-    if len(name) > 120:
+    if len(name) > 110:  # cut, and told apart by a digest of the grid values; seed kept
         digest = hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode())
-        name = f"{name[:100]}_{digest.hexdigest()[:10]}"
-    return name
+        name = f"{name[:90]}_{digest.hexdigest()[:10]}"
+    return f"{name}_seed{seed}"
 
 
 def _short(value: Any) -> str:

@@ -237,3 +237,25 @@ algorithm = [{{name = "erm"}}]
     assert set(table["data.noise_rate"]) == {0.0, 0.3} and set(table.seed) == {0, 1}
     again = CliRunner().invoke(main, ["sweep", "--config", str(sweep), "-q", "--no-score"])
     assert "0 trained, 4 already finished" in again.stderr
+
+
+def test_long_run_names_are_cut_but_keep_their_seed_and_stay_distinct() -> None:
+    from genmeasures.sweeps import expand
+
+    regsl = {
+        "name": "regsl",
+        "distance": 1.0,
+        "gamma": 2.0,
+        "head_distance": 10.0,
+        "correct_epoch": 10,
+        "correct_threshold": 0.9,
+        "reweight_epoch": 5,
+        "temperature": 2.0,
+    }
+    other = {**regsl, "temperature": 1.5}
+    grid = {"algorithm": [regsl, other], "data.noise_rate": [0.2]}
+    points = expand({}, grid, (0, 1))
+    names = [p.name for p in points]
+    assert len(set(names)) == 4
+    assert all(len(n) <= 120 for n in names)
+    assert [n.rsplit("_", 1)[1] for n in names] == ["seed0", "seed1", "seed0", "seed1"]

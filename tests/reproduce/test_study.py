@@ -98,3 +98,17 @@ def test_study_group_runs_each_part_and_labels_its_rows(tmp_path: Path) -> None:
     assert epochs == {"two-epochs": 2, "one-epoch": 1}
     with pytest.raises(OptionError, match="has no parts"):
         StudyGroup("empty", {}).run(tmp_path / "empty", progress=False)
+
+
+def test_figure_data_of_a_study_sharing_its_folder_holds_only_its_own_runs(
+    tmp_path: Path,
+) -> None:
+    from dataclasses import replace
+
+    erm = replace(TINY, grid={"algorithm": [{"name": "erm"}]}, report=False)
+    constraint = replace(erm, grid={"algorithm": [{"name": "constraint", "distance": 0.02}]})
+    erm.run(tmp_path / "shared", jobs=1, progress=False)
+    data = constraint.run(tmp_path / "shared", jobs=1, progress=False)
+    assert len(list((tmp_path / "shared" / "runs").iterdir())) == 2
+    assert set(data.metrics.method) == {"constraint"}
+    assert set(data.scores.method) == {"constraint"}

@@ -54,12 +54,19 @@ class _Data:
     transition: torch.Tensor
 
 
+def run_is_finished(info: dict, config: FinetuneConfig) -> bool:
+    """A run is finished when it trained all its epochs or early stopping ended it."""
+    return bool(info.get("complete")) and (
+        bool(info.get("stopped_early")) or info.get("epochs_done", 0) >= config.train.epochs
+    )
+
+
 def finetune(config: FinetuneConfig, out: str | Path, *, progress: bool = True, log=None) -> Path:
     """Run (or resume, or reuse) the fine-tuning ``config`` describes, writing to ``out``."""
     out = Path(out)
     info = read_run_info(out)
     _check_same_run(info, config, out)
-    if info.get("complete") and info.get("epochs_done", 0) >= config.train.epochs:
+    if run_is_finished(info, config):
         _say(log, f"{out}: finished run reused")
         return out
     device = resolve_device(config.train.device)

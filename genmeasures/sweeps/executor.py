@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from genmeasures.checkpoints.run import read_run_info
 from genmeasures.errors import GenMeasuresError
+from genmeasures.finetune.run import run_is_finished
 from genmeasures.sweeps.grid import SweepPoint, SweepSettings
 
 
@@ -29,7 +30,7 @@ class SweepReport:
 
 def is_finished(run_dir: Path, point: SweepPoint) -> bool:
     info = read_run_info(run_dir) if run_dir.exists() else {}
-    return bool(info.get("complete")) and info.get("epochs_done", 0) >= point.config.train.epochs
+    return run_is_finished(info, point.config)
 
 
 def run_sweep(

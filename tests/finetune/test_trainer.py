@@ -259,3 +259,20 @@ def test_long_run_names_are_cut_but_keep_their_seed_and_stay_distinct() -> None:
     assert len(set(names)) == 4
     assert all(len(n) <= 120 for n in names)
     assert [n.rsplit("_", 1)[1] for n in names] == ["seed0", "seed1", "seed0", "seed1"]
+
+
+def test_an_early_stopped_run_is_finished_and_not_trained_further(tmp_path: Path) -> None:
+    from genmeasures.sweeps import expand
+    from genmeasures.sweeps.executor import is_finished
+
+    raw = tiny(train__epochs=40, train__early_stopping=1, train__lr=0.5)
+    config = config_from_mapping(raw)
+    out = tmp_path / "early"
+    finetune(config, out, progress=False)
+    info = json.loads((out / "run.json").read_text())
+    assert info["stopped_early"] and info["epochs_done"] < 40
+    for _ in range(2):
+        finetune(config, out, progress=False)
+        assert json.loads((out / "run.json").read_text())["epochs_done"] == info["epochs_done"]
+    point = expand(raw, {"train.lr": [0.5]}, (0,))[0]
+    assert is_finished(out, point)

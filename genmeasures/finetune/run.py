@@ -55,7 +55,13 @@ class _Data:
 
 
 def run_is_finished(info: dict, config: FinetuneConfig) -> bool:
-    """A run is finished when it trained all its epochs or early stopping ended it."""
+    """A run is finished when it trained all its epochs or early stopping ended it, with this
+    config (a directory holding another config is not: training it raises a clear error)."""
+    if info.get("config") is not None:
+        try:
+            _check_same_run(info, config, Path("."))
+        except OptionError:
+            return False
     return bool(info.get("complete")) and (
         bool(info.get("stopped_early")) or info.get("epochs_done", 0) >= config.train.epochs
     )

@@ -276,3 +276,18 @@ def test_an_early_stopped_run_is_finished_and_not_trained_further(tmp_path: Path
         assert json.loads((out / "run.json").read_text())["epochs_done"] == info["epochs_done"]
     point = expand(raw, {"train.lr": [0.5]}, (0,))[0]
     assert is_finished(out, point)
+
+
+def test_a_sweep_does_not_reuse_a_finished_run_of_another_config(tmp_path: Path) -> None:
+    from genmeasures.sweeps import SweepSettings, expand, run_sweep
+    from genmeasures.sweeps.executor import is_finished
+
+    settings = SweepSettings(out=tmp_path / "sweep", seeds=(0,), jobs=1, score=False)
+    first = expand(tiny(), {"train.momentum": [0.9]}, (0,))
+    assert not run_sweep(first, settings, progress=False).failures
+    run_dir = settings.out / first[0].name
+    assert is_finished(run_dir, first[0])
+    changed = expand(tiny(train__lr=0.01), {"train.momentum": [0.9]}, (0,))
+    assert changed[0].name == first[0].name and not is_finished(run_dir, changed[0])
+    report = run_sweep(changed, settings, progress=False)
+    assert len(report.failures) == 1 and "train.lr differs" in report.failures[0][1]

@@ -30,6 +30,7 @@ from pathlib import Path
 import pandas as pd
 from scipy.stats import kendalltau, spearmanr
 
+from analyses._settings import digits_pretrain
 from genmeasures.plots import PlotResult
 from genmeasures.plots.small_multiples import small_multiples
 from genmeasures.reproduce import Claim, FigureData, FigureSpec, Study, register_figure
@@ -47,11 +48,7 @@ QUICK_MEASURES = (
     "pacbayes_trace_bound:batch_size=50,max_matvecs=20,rtol=0.1",
     "hessian_bound",
 )
-PRETRAIN = {
-    "model": {"name": "cnn"},
-    "data": {"train": "digits-source:split=train", "test": "digits-source:split=test"},
-    "train": {"epochs": 20, "batch_size": 32, "lr": 0.02},
-}
+PRETRAIN = digits_pretrain()
 
 
 def quick() -> Study:

@@ -30,6 +30,7 @@ from dataclasses import replace
 
 import pandas as pd
 
+from analyses._settings import digits_pretrain
 from genmeasures.correlation import rank_correlations
 from genmeasures.plots.summary import group_means
 from genmeasures.reproduce import (
@@ -70,11 +71,7 @@ METHOD_ORDER = (
     "robust",
 )
 
-_PRETRAIN = {
-    "model": {"name": "cnn"},
-    "data": {"train": "digits-source:split=train", "test": "digits-source:split=test"},
-    "train": {"epochs": 20, "batch_size": 32, "lr": 0.02},
-}
+_PRETRAIN = digits_pretrain()
 _BASE = {
     "model": {"name": "cnn"},
     "data": {

@@ -14,6 +14,7 @@ import math
 import pandas as pd
 from scipy.stats import kendalltau
 
+from analyses._settings import digits_pretrain, indoor_resnet50
 from genmeasures.plots import overlay
 from genmeasures.reproduce import Claim, FigureData, FigureSpec, Study, register_figure
 
@@ -24,11 +25,7 @@ MEASURES = ("hessian_bound", "distance_bound")
 def quick() -> Study:
     return Study(
         name="hessian-vs-radius (quick)",
-        pretrain={
-            "model": {"name": "cnn"},
-            "data": {"train": "digits-source:split=train", "test": "digits-source:split=test"},
-            "train": {"epochs": 20, "batch_size": 32, "lr": 0.02},
-        },
+        pretrain=digits_pretrain(),
         base={
             "model": {"name": "cnn"},
             "data": {
@@ -77,23 +74,7 @@ def paper() -> Study:
     return Study(
         name="hessian-vs-radius (paper)",
         pretrain=None,
-        base={
-            "model": {"name": "resnet50", "pretrained": "weights/resnet50-imagenet.pth"},
-            "data": {
-                "train": "data/indoor:split=train,image_size=224",
-                "test": "data/indoor:split=test,image_size=224",
-                "workers": 8,
-            },
-            "train": {
-                "epochs": 30,
-                "batch_size": 32,
-                "lr": 0.01,
-                "schedule": "step",
-                "step_size": 10,
-                "device": "cuda",
-                "amp": True,
-            },
-        },
+        base=indoor_resnet50(),
         grid={
             "algorithm": [
                 {"name": "constraint", "distance": d, "gamma": 2.53, "head_distance": 6.41}

@@ -33,6 +33,7 @@ from dataclasses import replace
 
 import pandas as pd
 
+from analyses._settings import digits_pretrain
 from genmeasures.plots import trend
 from genmeasures.reproduce import Claim, FigureData, FigureSpec, Study, register_figure
 
@@ -44,11 +45,7 @@ MEASURES = ("hessian_distance:curvature=hessian",)
 CHALLENGERS = ("regsl", "robust")
 
 MODEL = {"name": "cnn", "kwargs": {"width": 32}}
-PRETRAIN = {
-    "model": MODEL,
-    "data": {"train": "digits-source:split=train", "test": "digits-source:split=test"},
-    "train": {"epochs": 20, "batch_size": 32, "lr": 0.02},
-}
+PRETRAIN = digits_pretrain(MODEL)
 BASE = {
     "model": MODEL,
     "data": {

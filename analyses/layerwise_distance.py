@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
+from analyses._settings import indoor_resnet50
 from genmeasures.checkpoints import load_checkpoint
 from genmeasures.finetune.algorithms.constraint import ConstraintOptions, LayerwiseProjection
 from genmeasures.models import build_model
@@ -98,24 +99,7 @@ def paper() -> Study:
     return Study(
         name="layerwise-distance (paper)",
         pretrain=None,
-        base={
-            "model": {"name": "resnet50", "pretrained": "weights/resnet50-imagenet.pth"},
-            "data": {
-                "train": "data/indoor:split=train,image_size=224",
-                "test": "data/indoor:split=test,image_size=224",
-                "workers": 8,
-            },
-            "train": {
-                "epochs": 30,
-                "batch_size": 32,
-                "lr": 0.01,
-                "schedule": "step",
-                "step_size": 10,
-                "device": "cuda",
-                "amp": True,
-                "save_every": 30,
-            },
-        },
+        base=indoor_resnet50(save_every=30),
         grid={
             "algorithm": [
                 {"name": "erm"},

@@ -37,6 +37,7 @@ import math
 
 import pandas as pd
 
+from analyses._settings import indoor_resnet50
 from analyses.sharpness_by_optimizer import (
     ERM,
     SAM,
@@ -107,23 +108,7 @@ def paper() -> StudyGroup:
     study = Study(
         name="noise stability vs sigma (paper)",
         pretrain=None,
-        base={
-            "model": {"name": "resnet50", "pretrained": "weights/resnet50-imagenet.pth"},
-            "data": {
-                "train": "data/indoor:split=train,image_size=224",
-                "test": "data/indoor:split=test,image_size=224",
-                "workers": 8,
-            },
-            "train": {
-                "epochs": 30,
-                "batch_size": 32,
-                "lr": 0.01,
-                "schedule": "step",
-                "step_size": 10,
-                "device": "cuda",
-                "amp": True,
-            },
-        },
+        base=indoor_resnet50(),
         grid={"algorithm": METHODS},
         seeds=(0, 1, 2),
         measures=(

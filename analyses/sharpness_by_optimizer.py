@@ -30,6 +30,7 @@ from typing import Any
 
 import pandas as pd
 
+from analyses._settings import digits_pretrain
 from genmeasures.plots.points import category_points
 from genmeasures.reproduce import (
     Claim,
@@ -55,11 +56,7 @@ LABELS = {
     "test_acc": "test accuracy",
 }
 
-PRETRAIN = {
-    "model": {"name": "cnn"},
-    "data": {"train": "digits-source:split=train", "test": "digits-source:split=test"},
-    "train": {"epochs": 20, "batch_size": 32, "lr": 0.02},
-}
+PRETRAIN = digits_pretrain()
 BASE = {
     "model": {"name": "cnn"},
     "data": {

@@ -10,6 +10,7 @@ rerunning the same config resumes after the last finished epoch; a finished run 
 
 from __future__ import annotations
 
+import copy
 import math
 import sys
 import time
@@ -57,11 +58,8 @@ class _Data:
 def run_is_finished(info: dict, config: FinetuneConfig) -> bool:
     """A run is finished when it trained all its epochs or early stopping ended it, with this
     config (a directory holding another config is not: training it raises a clear error)."""
-    if info.get("config") is not None:
-        try:
-            _check_same_run(info, config, Path("."))
-        except OptionError:
-            return False
+    if _config_difference(info, config) is not None:
+        return False
     return bool(info.get("complete")) and (
         bool(info.get("stopped_early")) or info.get("epochs_done", 0) >= config.train.epochs
     )
@@ -389,16 +387,21 @@ def _training_data(config: FinetuneConfig, dataset, device: torch.device) -> Tra
 
 def _check_same_run(info: Mapping[str, Any], config: FinetuneConfig, out: Path) -> None:
     """A run directory belongs to one config; only train.epochs may grow on a rerun."""
-    if not info or "config" not in info:
-        return
-    old, new = dict(info["config"]), config.to_json()
-    old.get("train", {}).pop("epochs", None)
-    new.get("train", {}).pop("epochs", None)
-    if old != new:
-        key = _first_difference(old, new)
+    key = _config_difference(info, config)
+    if key is not None:
         raise OptionError(
             f"{out} holds a run with another config ({key} differs); use another --out"
         )
+
+
+def _config_difference(info: Mapping[str, Any], config: FinetuneConfig) -> str | None:
+    """The first dotted key where the run's saved config differs (train.epochs aside)."""
+    if not info or "config" not in info:
+        return None
+    old, new = copy.deepcopy(dict(info["config"])), config.to_json()
+    old.get("train", {}).pop("epochs", None)
+    new.get("train", {}).pop("epochs", None)
+    return None if old == new else _first_difference(old, new)
 
 
 def _first_difference(old: Any, new: Any, prefix: str = "") -> str:

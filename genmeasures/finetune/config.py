@@ -91,13 +91,16 @@ class TrainConfig:
     freeze: int = 0  # freeze the first m blocks
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = False  # mixed precision (CUDA only)
+    # torch CPU threads of this run (0 = torch's default). Pinned so that a run's numbers do
+    # not depend on whether it ran alone or beside others (--jobs).
+    threads: int = 1
 
     def __post_init__(self) -> None:
         for key in ("epochs", "batch_size", "save_every", "step_size"):
             _positive(f"train.{key}", getattr(self, key))
         for key in ("lr", "momentum", "weight_decay", "step_gamma"):
             _non_negative(f"train.{key}", getattr(self, key))
-        for key in ("early_stopping", "freeze"):
+        for key in ("early_stopping", "freeze", "threads"):
             _non_negative(f"train.{key}", getattr(self, key))
 
 

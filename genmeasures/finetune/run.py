@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from genmeasures._device import resolve_device
+from genmeasures._device import resolve_device, torch_threads
 from genmeasures._io import atomic_open
 from genmeasures.checkpoints import CheckpointMeta, ModelSpec, RunWriter, load_checkpoint
 from genmeasures.checkpoints.run import read_run_info
@@ -37,7 +37,7 @@ from genmeasures.data import (
 from genmeasures.errors import CheckpointError, OptionError
 from genmeasures.finetune.algorithm import Algorithm, TrainState, build_options, get_algorithm
 from genmeasures.finetune.blocks import freeze_first_blocks, frozen_modules, stage_function
-from genmeasures.finetune.config import FinetuneConfig
+from genmeasures.finetune.config import FinetuneConfig, config_from_mapping
 from genmeasures.finetune.trainer import TrainingData, epoch_seed, evaluate, train_one_epoch
 from genmeasures.models import build_model, head_name
 
@@ -73,6 +73,11 @@ def finetune(config: FinetuneConfig, out: str | Path, *, progress: bool = True, 
     if run_is_finished(info, config):
         _say(log, f"{out}: finished run reused")
         return out
+    with torch_threads(config.train.threads):
+        return _finetune(config, out, info, progress)
+
+
+def _finetune(config: FinetuneConfig, out: Path, info: dict, progress: bool) -> Path:
     device = resolve_device(config.train.device)
     data = _load_data(config)
     model, spec = _build_model(config, data.train.num_classes, device)
@@ -398,10 +403,20 @@ def _config_difference(info: Mapping[str, Any], config: FinetuneConfig) -> str |
     """The first dotted key where the run's saved config differs (train.epochs aside)."""
     if not info or "config" not in info:
         return None
-    old, new = copy.deepcopy(dict(info["config"])), config.to_json()
+    old, new = _with_defaults(info["config"]), config.to_json()
     old.get("train", {}).pop("epochs", None)
     new.get("train", {}).pop("epochs", None)
     return None if old == new else _first_difference(old, new)
+
+
+def _with_defaults(saved: Mapping[str, Any]) -> dict[str, Any]:
+    """A saved config with the keys added since it was written set to their defaults (so a
+    run from an earlier version still counts as the same run); as saved if it no longer
+    validates (its differing key is then reported)."""
+    try:
+        return config_from_mapping(saved).to_json()
+    except OptionError:
+        return copy.deepcopy(dict(saved))
 
 
 def _first_difference(old: Any, new: Any, prefix: str = "") -> str:

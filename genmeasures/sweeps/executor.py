@@ -13,10 +13,15 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from genmeasures._device import torch_threads
 from genmeasures.checkpoints.run import read_run_info
 from genmeasures.errors import GenMeasuresError
 from genmeasures.finetune.run import run_is_finished
 from genmeasures.sweeps.grid import SweepPoint, SweepSettings
+
+# Scoring of a sweep's runs uses one torch thread in and out of worker processes, so that
+# stochastic measures with stopping rules give the same numbers whatever --jobs is.
+SCORING_THREADS = 1
 
 
 @dataclass
@@ -63,7 +68,7 @@ def run_sweep(
         else:
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(max_workers=settings.jobs, mp_context=context) as pool:
-                futures = {pool.submit(_train_one, p, settings.out, False, 1): p for p in todo}
+                futures = {pool.submit(_train_one, p, settings.out, False): p for p in todo}
                 for future in as_completed(futures):
                     point = futures[future]
                     try:
@@ -82,14 +87,11 @@ def _record(report: SweepReport, run_dir: Path, error: str | None) -> None:
         report.failures.append((run_dir, error))
 
 
-def _train_one(point: SweepPoint, out: Path, progress: bool, threads: int | None = None):
-    """Train one point; return None on success or a one-line reason (never raises)."""
-    import torch
-
+def _train_one(point: SweepPoint, out: Path, progress: bool):
+    """Train one point (with its config's ``train.threads``, so the numbers do not depend on
+    ``jobs``); return None on success or a one-line reason (never raises)."""
     from genmeasures.finetune import finetune
 
-    if threads is not None:
-        torch.set_num_threads(threads)
     try:
         finetune(point.config, out / point.name, progress=progress, log=lambda _: None)
     except GenMeasuresError as exc:
@@ -130,16 +132,17 @@ def score_runs(
 
     with bar:
         if jobs == 1:
-            for run_dir in run_dirs:
-                add(
-                    score_checkpoints(
-                        [run_dir],
-                        measures=measures,
-                        n_samples=n_samples,
-                        select=select,
-                        progress=False,
+            with torch_threads(SCORING_THREADS):
+                for run_dir in run_dirs:
+                    add(
+                        score_checkpoints(
+                            [run_dir],
+                            measures=measures,
+                            n_samples=n_samples,
+                            select=select,
+                            progress=False,
+                        )
                     )
-                )
         else:
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
@@ -164,7 +167,7 @@ def _score_one(run_dir: Path, measures, n_samples, select):
 
     from genmeasures.scoring import score_checkpoints
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(SCORING_THREADS)
     return score_checkpoints(
         [run_dir], measures=measures, n_samples=n_samples, select=select, progress=False
     )

@@ -109,6 +109,47 @@ def test_finished_run_is_reused_and_other_configs_refused(tmp_path: Path, capsys
     assert [r["epoch"] for r in read_metrics(run)] == [0, 1, 2, 3, 4]
 
 
+def test_training_uses_the_configs_threads_whatever_the_caller_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CPU thread count changes results in the last bits and training amplifies them;
+    a run pins it (train.threads) so that --jobs cannot change its numbers."""
+    original = run_module.train_one_epoch
+    seen: list[int] = []
+
+    def recording(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(run_module, "train_one_epoch", recording)
+    caller = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        two = finetune(config_from_mapping(tiny()), tmp_path / "two", progress=False)
+        assert torch.get_num_threads() == 2  # restored for the caller
+        torch.set_num_threads(1)
+        one = finetune(config_from_mapping(tiny()), tmp_path / "one", progress=False)
+        finetune(config_from_mapping(tiny(train__threads=2)), tmp_path / "t2", progress=False)
+    finally:
+        torch.set_num_threads(caller)
+    assert seen == [1, 1, 1, 1, 1, 1, 2, 2, 2]
+    expected, got = final_weights(two), final_weights(one)
+    for name in expected:
+        assert torch.equal(expected[name], got[name]), name
+    with pytest.raises(OptionError, match="train.threads must not be negative"):
+        config_from_mapping(tiny(train__threads=-1))
+
+
+def test_a_run_saved_before_a_config_key_existed_is_the_same_run(tmp_path: Path) -> None:
+    run = finetune(config_from_mapping(tiny()), tmp_path / "run", progress=False)
+    info_file = run / "run.json"
+    info = json.loads(info_file.read_text())
+    del info["config"]["train"]["threads"]  # as written by an earlier version
+    info_file.write_text(json.dumps(info))
+    assert run_module.run_is_finished(info, config_from_mapping(tiny()))
+    assert not run_module.run_is_finished(info, config_from_mapping(tiny(train__threads=2)))
+
+
 def test_label_noise_is_recorded_and_used_for_scoring(tmp_path: Path) -> None:
     config = config_from_mapping(tiny(data__noise="symmetric", data__noise_rate=0.5))
     run = finetune(config, tmp_path / "run", progress=False)

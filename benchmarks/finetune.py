@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from genmeasures.data import load_dataset
+from genmeasures.data import TensorDataset, load_dataset
 from genmeasures.finetune.algorithm import TrainState, build_options, get_algorithm
 from genmeasures.finetune.blocks import stage_function
 from genmeasures.finetune.trainer import TrainingData, train_one_epoch
@@ -43,6 +43,17 @@ def make_model(name: str, device: torch.device) -> nn.Module:
         "resnet18",
         {"num_classes": 5, "in_channels": 1, "small_input": True, "width_multiplier": 0.25},
     ).to(device)
+
+
+def digits(resolution: int) -> TensorDataset:
+    """All 896 digits of classes 5-9, at ``resolution`` x ``resolution``."""
+    dataset = load_dataset("digits-target:split=all")
+    if resolution == dataset.inputs.shape[-1]:
+        return dataset
+    inputs = nn.functional.interpolate(
+        dataset.inputs, size=(resolution, resolution), mode="bilinear", align_corners=False
+    )
+    return TensorDataset(inputs, dataset.targets, dataset.num_classes)
 
 
 def bare_epoch(model, inputs, labels, batch_size, optimizer, seed) -> None:
@@ -205,15 +216,22 @@ def main() -> None:
         default=1,
         help="torch threads (1 keeps timings stable on a shared 2-core box)",
     )
+    parser.add_argument(
+        "--resolution",
+        type=int,
+        default=8,
+        help="input size: the 8x8 digits, or upsampled (bilinear) to make passes cost more",
+    )
+    parser.add_argument("--models", default="cnn,resnet18", help="comma-separated: cnn,resnet18")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/finetune-cpu.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    dataset = load_dataset("digits-target:split=all")
+    dataset = digits(args.resolution)
     batch_size = 64
     started = time.perf_counter()
     rows, lines = [], []
-    for model_name in ("cnn", "resnet18"):
+    for model_name in args.models.split(","):
         model_rows, model_lines = bench_model(model_name, dataset, batch_size, args.rounds, device)
         rows += model_rows
         lines += model_lines
@@ -225,7 +243,8 @@ def main() -> None:
     print(
         f"Device: {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
         f"{platform.processor() or platform.machine()}; batch {batch_size}, "
-        f"{len(dataset)} digits images; {args.rounds} round-robin rounds "
+        f"{len(dataset)} digits images at {args.resolution}x{args.resolution}; "
+        f"{args.rounds} round-robin rounds "
         f"({time.perf_counter() - started:.0f} s)"
     )
     print(table)
@@ -237,6 +256,7 @@ def main() -> None:
                 "torch": torch.__version__,
                 "threads": torch.get_num_threads(),
                 "rounds": args.rounds,
+                "resolution": args.resolution,
                 "rows": rows,
             },
             indent=2,

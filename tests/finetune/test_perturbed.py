@@ -14,7 +14,7 @@ import genmeasures
 from genmeasures.errors import OptionError
 from genmeasures.finetune.algorithm import Algorithm, TrainState, build_options
 from genmeasures.finetune.algorithms._norm_stats import frozen_norm_statistics
-from genmeasures.finetune.algorithms.perturbation import NSO, RWP, WP
+from genmeasures.finetune.algorithms.perturbation import NSO, RWP, WP, isotropic_noise
 from genmeasures.finetune.algorithms.sam import ASAM, SAM
 from genmeasures.finetune.algorithms.smoothing import LabelSmoothing, MixedTargets, Mixup, mix
 from genmeasures.finetune.config import config_from_mapping
@@ -105,11 +105,9 @@ def flat_grad(model: Quadratic) -> torch.Tensor:
 def replay_isotropic(model: Quadratic, k: int, sigma: float, seed: int = SEED) -> list:
     g = torch.Generator().manual_seed(seed)
     draws = []
-    for _ in range(k):
-        parts = [
-            torch.randn(p.shape, generator=g, dtype=DTYPE).mul_(sigma) for p in (model.p1, model.p2)
-        ]
-        draws.append(torch.cat([u.reshape(-1) for u in parts]))
+    size = model.p1.numel() + model.p2.numel()
+    for _ in range(k):  # one flat N(0, sigma^2) vector over p1 then p2 per perturbation
+        draws.append(torch.empty(size, dtype=DTYPE).normal_(0.0, sigma, generator=g))
     return draws
 
 
@@ -234,6 +232,22 @@ def test_noise_is_deterministic_given_the_generator_seed():
         grads.append(flat_grad(model))
     assert torch.equal(grads[0], grads[1])
     assert not torch.equal(grads[0], grads[2])
+
+
+def test_isotropic_noise_is_one_flat_draw_split_into_views():
+    params = [nn.Parameter(torch.zeros(3, 4)), nn.Parameter(torch.zeros(5))]
+    noise = isotropic_noise(params, 0.5, torch.Generator().manual_seed(3))
+    expected = torch.empty(17).normal_(0.0, 0.5, generator=torch.Generator().manual_seed(3))
+    assert [u.shape for u in noise] == [(3, 4), (5,)]
+    assert torch.equal(torch.cat([u.reshape(-1) for u in noise]), expected)
+    # Mixed dtypes: one draw per tensor, each in its parameter's dtype.
+    mixed = [nn.Parameter(torch.zeros(2, dtype=torch.float64)), nn.Parameter(torch.zeros(3))]
+    noise = isotropic_noise(mixed, 2.0, torch.Generator().manual_seed(4))
+    g = torch.Generator().manual_seed(4)
+    first = torch.randn(2, generator=g, dtype=torch.float64) * 2.0
+    second = torch.randn(3, generator=g) * 2.0
+    assert [u.dtype for u in noise] == [torch.float64, torch.float32]
+    assert torch.equal(noise[0], first) and torch.equal(noise[1], second)
 
 
 # --- rwp ------------------------------------------------------------------------------------

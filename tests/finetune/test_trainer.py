@@ -136,7 +136,7 @@ def test_training_uses_the_configs_threads_whatever_the_caller_set(
     expected, got = final_weights(two), final_weights(one)
     for name in expected:
         assert torch.equal(expected[name], got[name]), name
-    with pytest.raises(OptionError, match="train.threads must not be negative"):
+    with pytest.raises(OptionError, match=r"train\.threads must not be negative"):
         config_from_mapping(tiny(train__threads=-1))
 
 

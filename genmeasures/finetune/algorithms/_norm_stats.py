@@ -45,12 +45,11 @@ def frozen_norm_statistics(model: nn.Module) -> Iterator[None]:
     The buffers are saved on entry and copied back on exit (also when the body raises);
     the buffer tensors themselves stay the same objects, so references to them stay valid.
     """
-    saved = [
-        (module, name, buffer.detach().clone()) for module, name, buffer in norm_statistics(model)
-    ]
+    found = norm_statistics(model)
+    saved = [buffer.detach().clone() for _, _, buffer in found]
     try:
         yield
     finally:
-        with torch.no_grad():
-            for module, name, copy in saved:
-                getattr(module, name).copy_(copy)
+        if saved:
+            with torch.no_grad():
+                torch._foreach_copy_([getattr(module, name) for module, name, _ in found], saved)

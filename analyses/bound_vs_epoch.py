@@ -32,7 +32,7 @@ from scipy.stats import kendalltau, spearmanr
 
 from analyses._settings import digits_pretrain
 from genmeasures.plots import PlotResult
-from genmeasures.plots.small_multiples import small_multiples
+from genmeasures.plots.lines import line_panels
 from genmeasures.reproduce import Claim, FigureData, FigureSpec, Study, register_figure
 
 GAP = "gap_loss"
@@ -144,18 +144,18 @@ def epoch_table(scores: pd.DataFrame) -> pd.DataFrame:
 
 
 def draw(data: FigureData, stem: Path) -> PlotResult:
-    return small_multiples(
+    return line_panels(
         epoch_table(data.scores),
         "epoch",
         "value",
         stem,
-        panel="quantity",
-        panel_order=list(QUANTITIES),
+        col="quantity",
+        col_wrap=3,
+        col_order=list(QUANTITIES),
         panel_titles=TITLES,
         xlabel="epoch",
         ylabel={GAP: "test loss - train loss", **dict.fromkeys(BOUNDS, "bound")},
-        ncols=3,
-        logy=False,
+        log_y=False,
         title="Fine-tuning, epoch by epoch: two Hessian-based bounds and the observed gap "
         "(mean +- sd over seeds)",
     )

@@ -44,7 +44,7 @@ from typing import Any
 import pandas as pd
 
 from genmeasures.plots import PlotResult
-from genmeasures.plots.small_multiples import small_multiples
+from genmeasures.plots.lines import line_panels
 from genmeasures.reproduce import (
     Claim,
     FigureData,
@@ -285,14 +285,15 @@ def draw(data: FigureData, stem: Path) -> PlotResult:
     table = error_table(data.metrics)
     rate = table.attrs["rate"]
     noise = f"{rate:.0%} label noise"
-    return small_multiples(
+    return line_panels(
         table,
         "x",
         "error",
         stem,
-        panel="panel",
+        col="panel",
+        col_wrap=2,
         hue="hue",
-        panel_order=[p for p in PANELS if p in set(table["panel"])],
+        col_order=[p for p in PANELS if p in set(table["panel"])],
         panel_titles={
             CLEAN: "(a) clean labels",
             NOISY: f"(b) {noise}",
@@ -306,15 +307,15 @@ def draw(data: FigureData, stem: Path) -> PlotResult:
             SOURCE: "source training images (pretraining)",
         },
         ylabel="test error",
-        hue_title={
+        legend="panel",
+        legend_title={
             CLEAN: "target size",
             NOISY: "target size",
             EPOCHS: "target size",
             SOURCE: "frozen blocks",
         },
-        ncols=2,
-        logx={SOURCE: True},
-        logy=False,
+        log_x={SOURCE: True},
+        log_y=False,
         title="Transfer by freezing the first m blocks: test error (mean +- sd over seeds)",
     )
 

@@ -29,7 +29,7 @@ from analyses._settings import indoor_resnet50
 from genmeasures.checkpoints import load_checkpoint
 from genmeasures.finetune.algorithms.constraint import ConstraintOptions, LayerwiseProjection
 from genmeasures.models import build_model
-from genmeasures.plots.twin_curves import twin_curves
+from genmeasures.plots.lines import line_panels
 from genmeasures.reproduce import Claim, FigureData, FigureSpec, Study, register_figure
 
 MEASURE = "layerwise_distance"
@@ -146,16 +146,18 @@ def layer_table(long: pd.DataFrame) -> pd.DataFrame:
 
 
 def draw(data: FigureData, stem):
-    return twin_curves(
+    return line_panels(
         layer_table(data.long),
         "layer",
         ["distance"],
         stem,
+        categorical_x=True,
         hue="method",
         reference=[RADIUS],
         labels={RADIUS: "constraint's radius $D_i$"},
         ylabel=r"$\|W_i - W_i^{(0)}\|_F$",
         xlabel="layer (network order; the last is the new head)",
+        legend="right",
         title="Distance from the pretrained weights per layer (mean +- sd over seeds)",
     )
 

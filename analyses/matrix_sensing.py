@@ -32,7 +32,7 @@ import math
 import pandas as pd
 
 from genmeasures.matrix_sensing import MatrixSensingExperiment
-from genmeasures.plots.curves import curve_panels
+from genmeasures.plots.lines import line_panels
 from genmeasures.reproduce import Claim, FigureData, FigureSpec, register_figure
 
 METHODS = ("gd", "wp:sigma=0.02", "nso:sigma=0.02")
@@ -94,11 +94,12 @@ def paper() -> MatrixSensingExperiment:
 
 def draw(data: FigureData, stem):
     metrics = data.metrics
-    return curve_panels(
+    return line_panels(
         metrics,
         "epoch",
         list(PANELS),
         stem,
+        subplots=True,
         hue="label",
         band="range",
         labels=PANELS,

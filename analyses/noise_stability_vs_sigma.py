@@ -49,7 +49,7 @@ from analyses.sharpness_by_optimizer import (
     tiny_study,
 )
 from genmeasures.correlation.tables import whole_model_rows
-from genmeasures.plots.facets import facet_lines
+from genmeasures.plots.lines import line_panels
 from genmeasures.reproduce import (
     Claim,
     FigureData,
@@ -163,7 +163,7 @@ def sigma_table(long: pd.DataFrame) -> pd.DataFrame:
 
 def draw(data: FigureData, stem):
     table = sigma_table(data.long)
-    return facet_lines(
+    return line_panels(
         table,
         "sigma",
         "value",

@@ -37,7 +37,7 @@ from analyses.sharpness_by_optimizer import (
     sgd_study,
     tiny_study,
 )
-from genmeasures.plots.facets import facet_lines
+from genmeasures.plots.lines import line_panels
 from genmeasures.reproduce import Claim, FigureData, FigureSpec, Study, StudyGroup, register_figure
 
 SIGMA = 0.01
@@ -126,7 +126,7 @@ def ablation_table(scores: pd.DataFrame) -> pd.DataFrame:
 
 def draw(data: FigureData, stem):
     table = ablation_table(_with_stderr(data))
-    return facet_lines(
+    return line_panels(
         table,
         "x",
         "value",

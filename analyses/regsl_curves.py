@@ -34,7 +34,7 @@ from analyses.label_noise_accuracy import (
     WORKDIR,
     tiny_settings,
 )
-from genmeasures.plots.twin_curves import twin_curves
+from genmeasures.plots.lines import line_panels
 from genmeasures.reproduce import Claim, FigureData, FigureSpec, Study, register_figure
 
 RATE = 0.6
@@ -95,16 +95,19 @@ def curve_table(metrics: pd.DataFrame) -> pd.DataFrame:
 
 
 def draw(data: FigureData, stem):
-    return twin_curves(
+    return line_panels(
         curve_table(data.metrics),
         "epoch",
         list(LEFT),
         stem,
         right=[RIGHT],
-        facet="method",
+        col="method",
+        sharey=True,
         labels=LABELS,
         ylabel="accuracy",
         right_ylabel=LABELS[RIGHT],
+        panel_titles={method: f"method = {method}" for method in METHODS},
+        legend="right",
         title=f"Fine-tuning with {RATE:.0%} symmetric label noise: mean +- sd over seeds",
     )
 

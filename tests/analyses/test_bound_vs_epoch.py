@@ -9,7 +9,7 @@ from genmeasures.sweeps import expand
 
 
 def plotted(curves: dict[str, list[float]]) -> pd.DataFrame:
-    """What small_multiples draws: one line per quantity panel, x = epoch, seed means."""
+    """What line_panels draws: one line per quantity panel, x = epoch, seed means."""
     rows = [
         {"panel": name, "hue": "", "x": float(2 * (i + 1)), "mean": value}
         for name, values in curves.items()

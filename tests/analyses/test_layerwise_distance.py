@@ -13,7 +13,7 @@ from genmeasures.sweeps import expand
 
 
 def plotted(erm: list[float], constraint: list[float], radius: list[float]) -> pd.DataFrame:
-    """What twin_curves draws: one line per method over layer positions; the last position
+    """What line_panels draws: one line per method over layer positions; the last position
     is the head (no radius)."""
     rows = []
     for hue, values in (("erm", erm), ("constraint", constraint), (RADIUS, radius)):

@@ -10,7 +10,7 @@ from genmeasures.matrix_sensing import MatrixSensingExperiment
 
 
 def plotted(final: dict[str, float]) -> pd.DataFrame:
-    """What curve_panels returns: three panels, a line per optimizer, epochs 0..100."""
+    """What line_panels returns: three panels, a line per optimizer, epochs 0..100."""
     rows = []
     for hue, last in final.items():
         for panel in matrix_sensing.PANELS:

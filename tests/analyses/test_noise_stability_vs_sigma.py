@@ -27,7 +27,7 @@ TRACE = {"erm": 800.0, "sam": 550.0}
 
 
 def plotted(ratio: float, relative_se: float) -> pd.DataFrame:
-    """What facet_lines draws: per method and sigma the prediction (1% stderr), the
+    """What line_panels draws: per method and sigma the prediction (1% stderr), the
     two-sided noise stability at ``ratio`` times it, a noisy one-sided one, and ratio rows."""
     rows = []
     for method, trace in TRACE.items():

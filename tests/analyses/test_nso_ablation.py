@@ -28,7 +28,7 @@ TRACE, ACCURACY = QUANTITIES["hessian_trace"], QUANTITIES["test_acc"]
 
 
 def plotted(two_sided_trace: float, one_sided_trace: dict[float, float]) -> pd.DataFrame:
-    """What facet_lines draws: trace and accuracy against passes (at sigma 0.01) and sigma
+    """What line_panels draws: trace and accuracy against passes (at sigma 0.01) and sigma
     (at 2 passes), two-sided flat at ``two_sided_trace``."""
     rows = []
     for x in (1, 2, 3, 4, 6):

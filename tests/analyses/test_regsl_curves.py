@@ -10,7 +10,7 @@ from genmeasures.sweeps import expand
 
 
 def plotted(erm_test: list[float], regsl_test: list[float], count: list[float]) -> pd.DataFrame:
-    """What twin_curves draws: per method panel, train/test accuracy and the correct count."""
+    """What line_panels draws: per method panel, train/test accuracy and the correct count."""
     rows = []
     epochs = range(len(erm_test))
     erm_train = [0.2 + 0.1 * e for e in epochs]  # keeps rising: memorization of the noise

@@ -52,8 +52,10 @@ def gaussian_like(a: Sequence[torch.Tensor], generator: torch.Generator) -> Vect
     return tuple(torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device) for x in a)
 
 
-def flatten(a: Sequence[torch.Tensor]) -> torch.Tensor:
-    return torch.cat([x.reshape(-1) for x in a])
+def flatten(a: Sequence[torch.Tensor], out: torch.Tensor | None = None) -> torch.Tensor:
+    """The tensors of ``a`` as one flat vector (written into ``out`` when given)."""
+    parts = [x.reshape(-1) for x in a]
+    return torch.cat(parts) if out is None else torch.cat(parts, out=out)
 
 
 def unflatten(flat: torch.Tensor, like: Sequence[torch.Tensor]) -> Vector:

@@ -160,7 +160,7 @@ def configs(quick: bool) -> list[Config]:
             eig_ref_budget=150,
             trace_ref_budget=2200,
             trace_ref_sketch=600,
-            trace_cap=1000,
+            trace_cap=2000,
             hutchpp_cap=600,
             hutchpp_sketch=100,
         ),

@@ -225,19 +225,20 @@ SPEC = register_figure(
         studies={"quick": quick, "paper": paper, "tiny": tiny},
         draw=draw,
         check=check,
-        notes="At quick scale the two-sided noise stability is 1.24-1.26x (sigma^2/2) Tr(H) at "
-        "sigma = 1e-3 and 3e-3 (|z| up to 5), and the ratio does not shrink as sigma falls, so "
-        "it is not a higher-order term. The cause is the CNN's ReLUs: Gaussian weight noise flips "
-        "the sign of pre-activations that lie near 0, which adds a term of order sigma^2 that "
-        "the autograd Hessian (ReLU'' = 0 almost everywhere) does not contain. Checked on one "
-        "checkpoint (sam, seed 1; float64, 300 draws): exact Tr(H) = 414.6 (Hutch++ 424 +- 7); "
-        "two-sided noise stability / (sigma^2/2) = 527 +- 21 at sigma 1e-3 and 543 +- 21 at "
-        "1e-2, but 404 +- 19 and 407 +- 20 with the ReLU gates frozen at their unperturbed "
-        "pattern; per layer, the head (no ReLU after it) agrees (8.14 +- 0.35 vs Tr(H_head) = "
-        "8.07) while the two conv layers (each followed by BatchNorm and ReLU) come out 1.30x "
-        "and 1.38x. More data, epochs or seeds would not remove the term, nor would the paper's "
-        "ResNet-50 (ReLUs too); reproducing the claim needs a network with smooth activations "
-        "(e.g. GELU, as in vit_b_16), or comparing against a curvature that includes the "
-        "activation-flip term.",
+        notes="At quick scale the two-sided noise stability is 1.22-1.33x (sigma^2/2) Tr(H) at "
+        "sigma = 1e-3 and 3e-3 (|z| up to 6), and the ratio does not shrink as sigma "
+        "falls, so it is not a higher-order term. The cause is the CNN's ReLUs: Gaussian "
+        "weight noise flips the sign of pre-activations that lie near 0, which adds a "
+        "term of order sigma^2 that the autograd Hessian (ReLU'' = 0 almost everywhere) "
+        "does not contain. Checked on one checkpoint of an earlier run of this figure "
+        "(sam, seed 1; float64, 300 draws): exact Tr(H) = 414.6; two-sided noise "
+        "stability / (sigma^2/2) = 527 +- 21 at sigma 1e-3 and 543 +- 21 at 1e-2, but 404 "
+        "+- 19 and 407 +- 20 with the ReLU gates frozen at their unperturbed pattern; per "
+        "layer, the head (no ReLU after it) agrees (8.14 +- 0.35 vs Tr(H_head) = 8.07) "
+        "while the two conv layers (each followed by BatchNorm and ReLU) come out 1.30x "
+        "and 1.38x. More data, epochs or seeds would not remove the term, nor would the "
+        "paper's ResNet-50 (ReLUs too); reproducing the claim needs a network with smooth "
+        "activations (e.g. GELU, as in vit_b_16), or comparing against a curvature that "
+        "includes the activation-flip term.",
     )
 )

@@ -213,16 +213,15 @@ SPEC = register_figure(
         draw=draw,
         check=check,
         notes="At quick scale the one- and two-sided variants are indistinguishable: at equal "
-        "passes their mean traces differ by at most 6% (e.g. 618 vs 624 at 2 passes, 621 vs "
-        "588 at 4, 606 vs 608 at 6), far inside the range over seeds (about +-150), and "
+        "passes their mean traces differ by at most 4% (615 vs 596 at 2 passes, 611 vs "
+        "616 at 4, 621 vs 606 at 6), far inside the spread over seeds (about +-130), and "
         "two-sided is lower in only 2 of 5 pairs. Both variants follow the same expected "
-        "gradient, grad L + (sigma^2/2) grad Tr(H) + O(sigma^4); two-sided only cancels the "
-        "first-order term H U in each step's gradient, a variance reduction that can only show "
-        "where that term is large against the mini-batch gradient noise; here it evidently is "
-        "not (the trace moves with sigma, 688 -> 420 from sigma 0.003 to 0.03, but not with k "
-        "or sidedness). "
-        "Reproducing the claim needs the paper's setting (ResNet-34 at sigma ~ 0.01, Adam 1e-4, "
-        "trained to convergence) and more seeds, or paired per-seed differences, to resolve "
-        "effects of a few percent.",
+        "gradient, grad L + (sigma^2/2) grad Tr(H) + O(sigma^4); two-sided only cancels "
+        "the first-order term H U in each step's gradient, a variance reduction that can "
+        "only show where that term is large against the mini-batch gradient noise; here "
+        "it evidently is not (the trace moves with sigma, 680 -> 419 from sigma 0.003 to "
+        "0.03, but not with k or sidedness). Reproducing the claim needs the paper's "
+        "setting (ResNet-34 at sigma ~ 0.01, Adam 1e-4, trained to convergence) and more "
+        "seeds, or paired per-seed differences, to resolve effects of a few percent.",
     )
 )

@@ -46,14 +46,15 @@ def perturbed(state: dict[str, torch.Tensor], scale: float, seed: int) -> dict:
     }
 
 
-def write_run(root: Path, n_epochs: int = 3, data: str | None = None) -> Path:
-    """A run directory: init at epoch 0 and ``n_epochs`` checkpoints moving away from it."""
+def write_run(root: Path, n_epochs: int = 3, data: str | None = None, seed: int = 0) -> Path:
+    """A run directory: init at epoch 0 and ``n_epochs`` checkpoints moving away from it
+    (runs with different ``seed`` move differently)."""
     init = tiny_mlp().state_dict()
     writer = RunWriter(root)
     writer.write_info({"model": TINY_MLP.to_json()})
     config = {"algorithm": "erm", "optim": {"lr": 0.1}}
     for epoch in range(n_epochs + 1):
-        state = init if epoch == 0 else perturbed(init, 0.01 * epoch, seed=epoch)
+        state = init if epoch == 0 else perturbed(init, 0.01 * epoch, seed=epoch + 1000 * seed)
         metrics = {
             "train_loss": 1.0 / (epoch + 1),
             "test_loss": 1.2,

@@ -78,6 +78,8 @@ class ScoreReport:
     failures: list[ScoreFailure] = field(default_factory=list)
     computed: int = 0
     cached: int = 0
+    # Results neither read from the cache nor computed (``only_cached=True``).
+    pending: int = 0
     # Warnings raised while computing (e.g. a budget that ran out), one entry per measure and
     # kind of message: [count, first message].
     warnings: dict[tuple[str, str], list] = field(default_factory=dict)
@@ -94,6 +96,7 @@ class ScoreReport:
         self.failures.extend(other.failures)
         self.computed += other.computed
         self.cached += other.cached
+        self.pending += other.pending
         for key, (count, example) in other.warnings.items():
             entry = self.warnings.setdefault(key, [0, example])
             entry[0] += count
@@ -135,6 +138,7 @@ def score_checkpoints(
     allow_import: bool = False,
     batch_size: int = 256,
     select: Literal["all", "last", "best"] = "all",
+    only_cached: bool = False,
     progress: bool = True,
 ) -> ScoreReport:
     """Score checkpoints (files or run directories) and collect one table.
@@ -150,6 +154,8 @@ def score_checkpoints(
         allow_import: allow model specs that import user code (``package.module:function``).
         select: score ``all`` checkpoints of each run directory, or only its ``last`` or
             ``best`` one.
+        only_cached: compute nothing: return the cached results and count the others in
+            ``ScoreReport.pending`` (to find out cheaply whether anything is left to do).
 
     Unusable inputs are reported in ``ScoreReport.failures``; the rest are scored.
     """
@@ -170,7 +176,9 @@ def score_checkpoints(
         disable=not progress,
         file=sys.stderr,
     )
-    scorer = _Scorer(requests, loader, model, device, n_train, seed, allow_import, cache, report)
+    scorer = _Scorer(
+        requests, loader, model, device, n_train, seed, allow_import, cache, report, only_cached
+    )
     rows: list[dict[str, Any]] = []
     with bar:
         for item in items:
@@ -198,6 +206,7 @@ class _Scorer:
     allow_import: bool
     cache: ResultCache | None
     report: ScoreReport
+    only_cached: bool = False
 
     def score(self, item: _Item, bar: tqdm) -> list[dict[str, Any]]:
         init = self.loader.init(item.init)
@@ -221,7 +230,9 @@ class _Scorer:
             device=self.device,
             source=str(ckpt.path),
         )
-        if evaluation is not None and spec is not None and uses_model(self.requests):
+        # (Cached results were checked when they were computed, from the same inputs.)
+        checks_labels = evaluation is not None and spec is not None and uses_model(self.requests)
+        if checks_labels and not self.only_cached:
             check_labels(ctx.model, evaluation, self.device)
         digests = {
             "checkpoint": ckpt.digest,
@@ -255,6 +266,9 @@ class _Scorer:
         if result is not None:
             self.report.cached += 1
             return result
+        if self.only_cached:
+            self.report.pending += 1
+            return None
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")

@@ -144,14 +144,16 @@ def score_runs(
                         )
                     )
         else:
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-                futures = [
-                    pool.submit(_score_one, run_dir, measures, n_samples, select)
-                    for run_dir in run_dirs
-                ]
-                for future in as_completed(futures):
-                    add(future.result())
+            todo = _collect_cached(run_dirs, measures, n_samples, select, add)
+            if todo:
+                context = multiprocessing.get_context("spawn")
+                with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+                    futures = [
+                        pool.submit(_score_one, run_dir, measures, n_samples, select)
+                        for run_dir in todo
+                    ]
+                    for future in as_completed(futures):
+                        add(future.result())
     merged.table = (
         pd.concat([t for t in tables if len(t)], ignore_index=True) if tables else (pd.DataFrame())
     )
@@ -160,6 +162,32 @@ def score_runs(
             drop=True
         )
     return merged
+
+
+def _collect_cached(run_dirs: Sequence[Path], measures, n_samples, select, add) -> list[Path]:
+    """Take the runs whose every score is cached, in order, in this process; return the rest.
+
+    Worker processes cost seconds to start (each imports torch), more than reading a run's
+    cached scores, and a rerun usually finds everything cached. The first run with something
+    left to compute ends the probing: in a sweep scored from scratch (or resumed after an
+    interruption, in the same order) the later runs have work too.
+    """
+    from genmeasures.scoring import score_checkpoints
+
+    with torch_threads(SCORING_THREADS):
+        for index, run_dir in enumerate(run_dirs):
+            probe = score_checkpoints(
+                [run_dir],
+                measures=measures,
+                n_samples=n_samples,
+                select=select,
+                only_cached=True,
+                progress=False,
+            )
+            if probe.pending or probe.failures:
+                return list(run_dirs[index:])
+            add(probe)
+    return []
 
 
 def _score_one(run_dir: Path, measures, n_samples, select):

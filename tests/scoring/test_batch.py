@@ -67,6 +67,18 @@ def test_second_run_computes_nothing(run_dir: Path, counting_measure) -> None:
     assert counting_measure() == 9
 
 
+def test_only_cached_computes_nothing_and_counts_what_is_left(
+    run_dir: Path, counting_measure
+) -> None:
+    empty = score_checkpoints([run_dir], measures=["counted"], only_cached=True, progress=False)
+    assert counting_measure() == 0 and empty.pending == 3 and len(empty.table) == 0
+    full = score_checkpoints([run_dir], measures=["counted"], progress=False)
+    probe = score_checkpoints([run_dir], measures=["counted"], only_cached=True, progress=False)
+    assert counting_measure() == 3 and probe.pending == 0 and probe.cached == 3
+    columns = [c for c in full.table.columns if c != "seconds"]
+    assert probe.table[columns].equals(full.table[columns])
+
+
 def test_changed_checkpoint_is_recomputed(run_dir: Path, counting_measure) -> None:
     score_checkpoints([run_dir], measures=["counted"], progress=False)
     path = run_dir / "checkpoints" / "epoch_0002.safetensors"

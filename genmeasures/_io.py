@@ -16,6 +16,18 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 
+def _file_mode() -> int:
+    """The mode a plain ``open`` would give a new file (0o666 less the umask): the temporary
+    file of an atomic write is created 0o600, which would leave results unreadable to the
+    group on a shared machine."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_FILE_MODE = _file_mode()
+
+
 @contextmanager
 def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
     """Open a temporary binary file that replaces ``path`` only if the block completes."""
@@ -23,6 +35,7 @@ def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        os.fchmod(fd, _FILE_MODE)
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
@@ -54,6 +67,7 @@ def atomic_write_with(path: str | os.PathLike, write: Callable[[str], None]) -> 
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -181,3 +181,15 @@ def test_atomic_open_leaves_nothing_on_failure(tmp_path: Path) -> None:
         raise RuntimeError("interrupted")
     assert target.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]
+
+
+def test_atomic_writes_get_the_mode_a_plain_open_would(tmp_path: Path) -> None:
+    """Not mkstemp's 0o600: results stay readable to the group on a shared machine."""
+    from genmeasures._io import atomic_write_text, atomic_write_with
+
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")  # 0o666 less this process's umask
+    atomic_write_text(tmp_path / "a.txt", "x")
+    atomic_write_with(tmp_path / "b.txt", lambda name: Path(name).write_text("x"))
+    modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+    assert modes["a.txt"] == modes["b.txt"] == modes["plain.txt"]

@@ -5,15 +5,14 @@ from __future__ import annotations
 import math
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import pandas as pd
 
-from genmeasures.correlation import correlate
-from genmeasures.correlation.tables import is_long
 from genmeasures.errors import OptionError
-from genmeasures.scoring import read_table, write_table
-from genmeasures.scoring.tables import TABLE_SUFFIXES
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @click.command("correlate")
@@ -81,6 +80,11 @@ def command(
     group K-fold cross-validated R^2, and the median ratio measure / gap. Prints them sorted
     by |tau|.
     """
+    from genmeasures.correlation import correlate
+    from genmeasures.correlation.tables import is_long
+    from genmeasures.scoring import read_table, write_table
+    from genmeasures.scoring.tables import TABLE_SUFFIXES
+
     if out is not None and out.suffix.lower() not in TABLE_SUFFIXES:
         raise OptionError(
             f"unsupported output type {out.suffix!r} for {out}; use {', '.join(TABLE_SUFFIXES)}"
@@ -131,6 +135,8 @@ def _split(text: str | None) -> list[str] | None:
 
 
 def _readable(summary: pd.DataFrame) -> str:
+    import pandas as pd
+
     def fixed(value: float) -> str:
         return f"{value:+.2f}" if math.isfinite(value) else "-"
 

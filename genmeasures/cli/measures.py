@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import click
 
-from genmeasures.measures import list_measures
-
 
 @click.command("measures")
 @click.option("--verbose", "-v", is_flag=True, help="Also show each option's help text.")
@@ -14,6 +12,8 @@ def command(verbose: bool) -> None:
 
     Use options as --measure 'NAME:option=value,option=value' in `genmeasures score`.
     """
+    from genmeasures.measures import list_measures
+
     for spec in list_measures():
         needs = ", ".join(sorted(spec.needs)) or "weights only"
         click.echo(f"{click.style(spec.name, bold=True)}  {spec.summary}")

@@ -7,10 +7,6 @@ from pathlib import Path
 
 import click
 
-from genmeasures._specs import parse_model_spec
-from genmeasures.checkpoints import ModelSpec
-from genmeasures.scoring import score_checkpoints, write_table
-
 
 @click.command("score")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
@@ -114,6 +110,10 @@ def command(
     checkpoint x measure x layer, with each checkpoint's metrics and gap alongside.
     Results are cached by content: a rerun computes only what changed.
     """
+    from genmeasures._specs import parse_model_spec
+    from genmeasures.checkpoints import ModelSpec
+    from genmeasures.scoring import score_checkpoints, write_table
+
     measures = [m.strip() for m in (measure_list or "").split(",") if m.strip()]
     measures += list(measure_specs)
     model = ModelSpec(*parse_model_spec(model_spec)) if model_spec else None

@@ -135,8 +135,8 @@ def isotropic_noise(
     order, drawn on the CPU from ``generator`` (so the numbers do not depend on the device)
     in the parameters' dtype, moved to their device in one transfer and split into views.
 
-    One draw instead of one per tensor: the random numbers are the main cost of a
-    perturbation, and a single vectorized ``normal_`` is about twice as fast as many.
+    One draw instead of one per tensor saves a call per tensor; the numbers themselves are
+    a perturbation's main cost beyond its passes (about 2 ms per 0.7M on one CPU core).
     """
     dtypes = {p.dtype for p in params}
     if len(dtypes) != 1:  # mixed precision parameters: one draw per tensor

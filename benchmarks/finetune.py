@@ -226,6 +226,8 @@ def main() -> None:
     parser.add_argument("--models", default="cnn,resnet18", help="comma-separated: cnn,resnet18")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/finetune-cpu.json"))
     args = parser.parse_args()
+    if args.rounds < 2:
+        parser.error("--rounds must be at least 2 (quartiles need two rounds)")
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     dataset = digits(args.resolution)

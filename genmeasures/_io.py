@@ -9,23 +9,33 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, BinaryIO
 
 
-def _file_mode() -> int:
-    """The mode a plain ``open`` would give a new file (0o666 less the umask): the temporary
-    file of an atomic write is created 0o600, which would leave results unreadable to the
-    group on a shared machine."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
+def _temporary_beside(target: Path, suffix: str) -> tuple[int, Path]:
+    """Create a new, uniquely named file next to ``target``; return its descriptor and path.
 
-
-_FILE_MODE = _file_mode()
+    Unlike ``tempfile.mkstemp`` (always 0o600) the file gets the mode a plain ``open`` would
+    give it (0o666 less the umask, applied by the kernel), so results stay readable to the
+    group on a shared machine; when ``target`` exists its mode is kept.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}{suffix}")
+        try:
+            fd = os.open(tmp, flags, 0o666)
+        except FileExistsError:
+            continue
+        if target.exists():
+            # (On a file system without modes the new file keeps its own.)
+            with suppress(OSError):
+                os.chmod(tmp, target.stat().st_mode & 0o7777)
+        return fd, tmp
+    raise FileExistsError(f"could not create a temporary file next to {target}")
 
 
 @contextmanager
@@ -33,16 +43,15 @@ def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
     """Open a temporary binary file that replaces ``path`` only if the block completes."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = _temporary_beside(target, ".tmp")
     try:
-        os.fchmod(fd, _FILE_MODE)
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -63,14 +72,13 @@ def atomic_write_with(path: str | os.PathLike, write: Callable[[str], None]) -> 
     """Atomically produce ``path`` with a writer that takes a filename (e.g. pandas' to_parquet)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix, dir=target.parent)
+    fd, tmp = _temporary_beside(target, target.suffix)
     os.close(fd)
     try:
-        write(tmp)
-        os.chmod(tmp, _FILE_MODE)
+        write(str(tmp))
         os.replace(tmp, target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

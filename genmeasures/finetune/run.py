@@ -14,6 +14,7 @@ import copy
 import math
 import sys
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,9 @@ from genmeasures.finetune.trainer import TrainingData, epoch_seed, evaluate, tra
 from genmeasures.models import build_model, head_name
 
 RUN_FORMAT = "genmeasures.run/1"
+# Bumped when the same config and seed would train different numbers (a new noise stream,
+# another thread count): a run resumed across versions cannot match an uninterrupted one.
+TRAINER_VERSION = 2
 STATE_FILE = "train_state.pt"
 
 
@@ -127,6 +131,7 @@ class _Run:
     best_acc: float = -math.inf
     bad_epochs: int = 0
     saved_labels: str = "initial"
+    _trainer_version: int = TRAINER_VERSION  # of the epochs trained so far (older on resume)
 
     def start_or_resume(self) -> None:
         path = self.out / STATE_FILE
@@ -249,6 +254,7 @@ class _Run:
         self.writer.write_info(
             {
                 "format": RUN_FORMAT,
+                "trainer": self._trainer_version,
                 "config": self.config.to_json(),
                 "model": self.spec.to_json(),
                 "data": self.data.train.spec,
@@ -278,6 +284,16 @@ class _Run:
             torch.save(state, handle)
 
     def _resume(self, path: Path) -> None:
+        started = read_run_info(self.out).get("trainer", 1)
+        if started != TRAINER_VERSION:
+            warnings.warn(
+                f"{self.out} was started by an earlier trainer (version {started}, now "
+                f"{TRAINER_VERSION}); it resumes, but its remaining epochs will not match an "
+                f"uninterrupted run (retrain it in a new --out for that)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            self._trainer_version = started
         try:
             saved = torch.load(path, map_location=self.state.device, weights_only=True)
         except Exception as exc:

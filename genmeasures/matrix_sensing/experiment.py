@@ -33,6 +33,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from genmeasures._device import torch_threads
 from genmeasures._io import atomic_open, atomic_write_json, atomic_write_text
 from genmeasures.errors import GenMeasuresError, OptionError
 from genmeasures.matrix_sensing.problem import (
@@ -184,10 +185,11 @@ def run_all(
     )
     with bar:
         if jobs == 1 or len(todo) <= 1:
-            for spec in todo:
-                error = train_run(spec, runs_dir, on_epochs=bar.update)
-                if error:
-                    failures.append(f"{spec.dirname}: {error}")
+            with torch_threads(1):  # as in the workers: the numbers do not depend on jobs
+                for spec in todo:
+                    error = train_run(spec, runs_dir, on_epochs=bar.update)
+                    if error:
+                        failures.append(f"{spec.dirname}: {error}")
         else:
             failures += _run_parallel(todo, runs_dir, jobs, bar)
     return failures

@@ -191,11 +191,9 @@ def _collect_cached(run_dirs: Sequence[Path], measures, n_samples, select, add) 
 
 
 def _score_one(run_dir: Path, measures, n_samples, select):
-    import torch
-
     from genmeasures.scoring import score_checkpoints
 
-    torch.set_num_threads(SCORING_THREADS)
-    return score_checkpoints(
-        [run_dir], measures=measures, n_samples=n_samples, select=select, progress=False
-    )
+    with torch_threads(SCORING_THREADS):
+        return score_checkpoints(
+            [run_dir], measures=measures, n_samples=n_samples, select=select, progress=False
+        )

@@ -184,7 +184,8 @@ def test_atomic_open_leaves_nothing_on_failure(tmp_path: Path) -> None:
 
 
 def test_atomic_writes_get_the_mode_a_plain_open_would(tmp_path: Path) -> None:
-    """Not mkstemp's 0o600: results stay readable to the group on a shared machine."""
+    """Not mkstemp's 0o600: results stay readable to the group on a shared machine; a file
+    that exists keeps its mode, as it would when rewritten in place."""
     from genmeasures._io import atomic_write_text, atomic_write_with
 
     plain = tmp_path / "plain.txt"
@@ -193,3 +194,14 @@ def test_atomic_writes_get_the_mode_a_plain_open_would(tmp_path: Path) -> None:
     atomic_write_with(tmp_path / "b.txt", lambda name: Path(name).write_text("x"))
     modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
     assert modes["a.txt"] == modes["b.txt"] == modes["plain.txt"]
+    private = tmp_path / "private.txt"
+    private.write_text("old")
+    private.chmod(0o600)
+    atomic_write_text(private, "new")
+    assert private.read_text() == "new" and private.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "a.txt",
+        "b.txt",
+        "plain.txt",
+        "private.txt",
+    ]

@@ -250,6 +250,24 @@ def test_isotropic_noise_is_one_flat_draw_split_into_views():
     assert torch.equal(noise[0], first) and torch.equal(noise[1], second)
 
 
+def test_gradients_kept_in_grad_survive_a_pass_that_raises():
+    from genmeasures.finetune.algorithms.perturbation import loss_and_gradients
+
+    model = Quadratic()
+    algorithm = make(WP, model)
+    params = list(model.parameters())
+    for p in params:
+        p.grad = torch.full_like(p, 7.0)
+
+    def failing(*args):
+        raise RuntimeError("the forward pass failed")
+
+    algorithm.loss_at_current_weights = failing
+    with pytest.raises(RuntimeError, match="forward pass failed"):
+        loss_and_gradients(algorithm, torch.zeros(1), torch.zeros(1), torch.arange(1), params)
+    assert all(torch.equal(p.grad, torch.full_like(p, 7.0)) for p in params)
+
+
 # --- rwp ------------------------------------------------------------------------------------
 
 

@@ -150,6 +150,33 @@ def test_a_run_saved_before_a_config_key_existed_is_the_same_run(tmp_path: Path)
     assert not run_module.run_is_finished(info, config_from_mapping(tiny(train__threads=2)))
 
 
+def test_resuming_a_run_started_by_an_earlier_trainer_warns_and_keeps_its_stamp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = run_module.train_one_epoch
+    calls = {"n": 0}
+
+    def crash_in_epoch_two(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(run_module, "train_one_epoch", crash_in_epoch_two)
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        finetune(config_from_mapping(tiny()), run, progress=False)
+    info = json.loads((run / "run.json").read_text())
+    assert info["trainer"] == run_module.TRAINER_VERSION
+    del info["trainer"]  # as written before the stamp existed: trainer 1
+    (run / "run.json").write_text(json.dumps(info))
+    monkeypatch.setattr(run_module, "train_one_epoch", original)
+    with pytest.warns(RuntimeWarning, match=r"earlier trainer \(version 1, now \d+\)"):
+        finetune(config_from_mapping(tiny()), run, progress=False)
+    info = json.loads((run / "run.json").read_text())
+    assert info["complete"] and info["trainer"] == 1  # the mixed run stays marked
+
+
 def test_label_noise_is_recorded_and_used_for_scoring(tmp_path: Path) -> None:
     config = config_from_mapping(tiny(data__noise="symmetric", data__noise_rate=0.5))
     run = finetune(config, tmp_path / "run", progress=False)

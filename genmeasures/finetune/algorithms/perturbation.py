@@ -54,11 +54,13 @@ def loss_and_gradients(
     kept = [p.grad for p in params]
     for p in params:
         p.grad = None
-    loss = algorithm.loss_at_current_weights(inputs, targets, indices)
-    loss.backward(inputs=list(params))
-    grads = [p.grad for p in params]
-    for p, grad in zip(params, kept, strict=True):
-        p.grad = grad
+    try:
+        loss = algorithm.loss_at_current_weights(inputs, targets, indices)
+        loss.backward(inputs=list(params))
+        grads = [p.grad for p in params]
+    finally:
+        for p, grad in zip(params, kept, strict=True):
+            p.grad = grad
     return loss.detach(), grads
 
 
@@ -139,7 +141,7 @@ def isotropic_noise(
     a perturbation's main cost beyond its passes (about 2 ms per 0.7M on one CPU core).
     """
     dtypes = {p.dtype for p in params}
-    if len(dtypes) != 1:  # mixed precision parameters: one draw per tensor
+    if len(dtypes) != 1 or len({p.device for p in params}) != 1:  # one draw per tensor
         return [
             torch.randn(p.shape, generator=generator, dtype=p.dtype).mul_(std).to(p.device)
             for p in params

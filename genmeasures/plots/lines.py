@@ -20,11 +20,10 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator, NullFormatter
 
 from genmeasures.errors import DataError, OptionError
+from genmeasures.plots._data import Band, StderrMean, matches, replicate_stats
 from genmeasures.plots._output import PlotResult, require_columns, save
 from genmeasures.plots.style import colors, new_figure, theme, wants_log
 
-Band = Literal["sd", "range"]
-StderrMean = Literal["independent", "shared"]
 Legend = Literal["below", "right", "panel"]
 #: a setting for every panel, or a mapping from a panel's key to it
 PerPanel = str | Mapping[Any, str] | None
@@ -201,11 +200,11 @@ def line_panels(
                 is_reference = level in reference
                 k = coloured.index(level) if hue and not is_reference else 0
                 for s, (column, side) in enumerate(p.series):
-                    stats = _replicate_stats(
+                    stats = replicate_stats(
                         positions[rows],
                         values[column][rows],
-                        None if errors is None else errors[rows],
                         band,
+                        None if errors is None else errors[rows],
                         stderr_mean,
                     )
                     if stats.empty:
@@ -357,9 +356,7 @@ def _levels(table: pd.DataFrame, column: str | None, order, option: str) -> list
 def _is(table: pd.DataFrame, column: str | None, level) -> pd.Series:
     if column is None:
         return pd.Series(True, index=table.index)
-    if pd.isna(level):
-        return table[column].isna()
-    return table[column] == level
+    return matches(table[column], level)
 
 
 def _is_any(table: pd.DataFrame, column: str | None, levels: list) -> pd.Series:
@@ -419,46 +416,6 @@ def _grid(table, row, row_order, col, col_order, series):
 
 def _pick(setting, key):
     return setting.get(key) if isinstance(setting, Mapping) else setting
-
-
-def _replicate_stats(
-    x: pd.Series,
-    y: pd.Series,
-    errors: pd.Series | None,
-    band: Band | None,
-    stderr_mean: StderrMean,
-) -> pd.DataFrame:
-    frame = pd.DataFrame({"x": x, "y": y})
-    frame["se"] = np.nan if errors is None else errors.to_numpy(dtype=float)
-    frame = frame.dropna(subset=["x", "y"])
-    if frame.empty:
-        return pd.DataFrame(columns=["x", "mean", "lo", "hi", "n", "stderr"])
-    grouped = frame.groupby("x", sort=True)
-    stats = grouped["y"].agg(["mean", "std", "min", "max", "count"]).reset_index()
-    # one NaN stderr makes the mean's stderr NaN (unknown), not smaller
-    combine = _shared if stderr_mean == "shared" else _independent
-    stderr = grouped["se"].apply(combine).to_numpy(dtype=float)
-    mean = stats["mean"].to_numpy(dtype=float)
-    if band == "range":
-        lo, hi = stats["min"].to_numpy(dtype=float), stats["max"].to_numpy(dtype=float)
-    elif band == "sd":
-        spread = stats["std"].fillna(0.0).to_numpy(dtype=float)
-        lo, hi = mean - spread, mean + spread
-    elif errors is not None:
-        lo, hi = mean - np.nan_to_num(stderr), mean + np.nan_to_num(stderr)
-    else:
-        lo, hi = mean, mean
-    return pd.DataFrame(
-        {"x": stats["x"], "mean": mean, "lo": lo, "hi": hi, "n": stats["count"], "stderr": stderr}
-    )
-
-
-def _independent(se: pd.Series) -> float:
-    return float(np.sqrt((se**2).sum()) / len(se)) if se.notna().all() else np.nan
-
-
-def _shared(se: pd.Series) -> float:
-    return float(se.mean()) if se.notna().all() else np.nan
 
 
 def _draw_line(

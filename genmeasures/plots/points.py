@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 
 from genmeasures.errors import DataError, OptionError
+from genmeasures.plots._data import Band
 from genmeasures.plots._output import PlotResult, require_columns, save
 from genmeasures.plots.style import colors, new_figure, theme, wants_log
-from genmeasures.plots.trends import Band
 
 DATA_COLUMNS = ("panel", "x", "mean", "lo", "hi", "n")
 

@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from genmeasures.errors import DataError, OptionError
+from genmeasures.plots._data import Band, matches
 from genmeasures.plots._output import PlotResult, require_columns, save
 from genmeasures.plots.style import colors, new_figure, theme, wants_log
 
-Band = Literal["sd", "range"]
 GROUP_COLUMNS = ("panel", "hue", "x", "x_lo", "x_hi", "mean", "lo", "hi", "n")
 STATISTIC_COLUMNS = ("panel", "measure", "mean", "lo", "hi", "n", "rank")
 _MARKERS = ("o", "s", "D", "^", "v", "P", "X", "<", ">", "p", "h", "*")
@@ -74,12 +73,12 @@ def group_means(
         figure, axes = new_figure(3.6 * len(panels) + 2.2, 3.8, ncols=len(panels))
         handles: dict = {}
         for ax, level in zip(axes[0], panels, strict=True):
-            in_panel = _matches(table[panel], level) if panel else pd.Series(True, table.index)
+            in_panel = matches(table[panel], level) if panel else pd.Series(True, table.index)
             rows = table[in_panel & finite]
             n_nan = int((in_panel & ~finite).sum())
             means_x, means_y = [], []
             for group in hue_levels:
-                mine = rows[_matches(rows[hue], group)]
+                mine = rows[matches(rows[hue], group)]
                 if mine.empty:
                     continue
                 gx = _band(xs.loc[mine.index].to_numpy(dtype=float), band)
@@ -143,10 +142,6 @@ def group_means(
         data = _read_groups(axes[0])
         png, pdf = save(figure, stem)
     return PlotResult(png, pdf, data)
-
-
-def _matches(column: pd.Series, level) -> pd.Series:
-    return column.isna() if pd.isna(level) else column == level
 
 
 def _band(values: np.ndarray, band: Band) -> tuple[float, float, float]:

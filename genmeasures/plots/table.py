@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 from matplotlib.colors import Normalize
 
 from genmeasures.errors import DataError, OptionError
+from genmeasures.plots._data import Band, matches
 from genmeasures.plots._output import PlotResult, require_columns, save
 from genmeasures.plots.style import new_figure, theme
 
-Band = Literal["sd", "range"]
 COLUMNS = ("panel", "row", "column", "mean", "lo", "hi", "n", "ratio")
 CMAP = "RdBu_r"
 UNDEFINED = "0.9"  # the colour of cells without a ratio (the reference column, gap <= 0)
@@ -63,7 +62,7 @@ def ratio_table(
         figure, axes = new_figure(width, 1.4 + 0.32 * len(row_levels), ncols=len(panels))
         image = None
         for ax, level in zip(axes[0], panels, strict=True):
-            mine = table[_matches(table[panel], level)] if panel else table
+            mine = table[matches(table[panel], level)] if panel else table
             cells = _cells(mine, rows, row_levels, quantities, band)
             cells.insert(0, "panel", level)
             means = cells.pivot(index="row", columns="column", values="mean")
@@ -123,10 +122,6 @@ def ratio_table(
     return PlotResult(png, pdf, data)
 
 
-def _matches(column: pd.Series, level) -> pd.Series:
-    return column.isna() if pd.isna(level) else column == level
-
-
 def _colormap():
     import matplotlib as mpl
 
@@ -144,7 +139,7 @@ def _cells(
 ) -> pd.DataFrame:
     records = []
     for i, level in enumerate(levels):
-        mine = table[_matches(table[rows], level)]
+        mine = table[matches(table[rows], level)]
         for column in quantities:
             values = pd.to_numeric(mine[column], errors="coerce").dropna().to_numpy(dtype=float)
             mean = lo = hi = np.nan

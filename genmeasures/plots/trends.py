@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import os
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
 from genmeasures.errors import DataError, OptionError
+from genmeasures.plots._data import Band, matches, replicate_stats
 from genmeasures.plots._output import PlotResult, require_columns, save
 from genmeasures.plots.style import colors, new_figure, theme, wants_log
-
-Band = Literal["sd", "range"]
 
 
 def trend(
@@ -52,8 +50,11 @@ def trend(
         for ax, column in zip(axes[:, 0], (measure, gap), strict=True):
             values = pd.to_numeric(table[column], errors="coerce")
             for color, level in zip(colors(len(hue_levels)), hue_levels, strict=True):
-                rows = table if not hue else table[_matches(table[hue], level)]
-                stats = _replicate_stats(rows[x], values.loc[rows.index], band, categories)
+                rows = table if not hue else table[matches(table[hue], level)]
+                positions = rows[x]
+                if categories is not None:  # categories at 0, 1, ... in order of appearance
+                    positions = positions.astype(str).map({c: k for k, c in enumerate(categories)})
+                stats = replicate_stats(positions, values.loc[rows.index], band)
                 if stats.empty:
                     continue
                 (line,) = ax.plot(stats["x"], stats["mean"], marker="o", ms=3, color=color)
@@ -80,26 +81,6 @@ def trend(
         data = _read_back(axes[:, 0])
         png, pdf = save(figure, stem)
     return PlotResult(png, pdf, data)
-
-
-def _matches(column: pd.Series, level) -> pd.Series:
-    return column.isna() if pd.isna(level) else column == level
-
-
-def _replicate_stats(x: pd.Series, y: pd.Series, band: Band, categories) -> pd.DataFrame:
-    frame = pd.DataFrame({"x": x, "y": y}).dropna()
-    if categories is not None:
-        frame["x"] = frame["x"].astype(str).map({c: float(k) for k, c in enumerate(categories)})
-    grouped = frame.groupby("x", sort=True)["y"]
-    stats = grouped.agg(["mean", "std", "min", "max", "count"]).reset_index()
-    if band == "sd":
-        spread = stats["std"].fillna(0.0)
-        lo, hi = stats["mean"] - spread, stats["mean"] + spread
-    else:
-        lo, hi = stats["min"], stats["max"]
-    return pd.DataFrame(
-        {"x": stats["x"], "mean": stats["mean"], "lo": lo, "hi": hi, "n": stats["count"]}
-    )
 
 
 def _read_back(axes) -> pd.DataFrame:
@@ -152,7 +133,7 @@ def overlay(
         palette = colors(len(columns))
         values = []
         for column, color in zip(columns, palette, strict=True):
-            stats = _replicate_stats(table[x], table[column], band, None)
+            stats = replicate_stats(table[x], table[column], band)
             if stats.empty:
                 raise DataError(f"no finite values of {column!r} to plot")
             (line,) = ax.plot(

@@ -185,11 +185,10 @@ def run_all(
     )
     with bar:
         if jobs == 1 or len(todo) <= 1:
-            with torch_threads(1):  # as in the workers: the numbers do not depend on jobs
-                for spec in todo:
-                    error = train_run(spec, runs_dir, on_epochs=bar.update)
-                    if error:
-                        failures.append(f"{spec.dirname}: {error}")
+            for spec in todo:
+                error = train_run(spec, runs_dir, on_epochs=bar.update)
+                if error:
+                    failures.append(f"{spec.dirname}: {error}")
         else:
             failures += _run_parallel(todo, runs_dir, jobs, bar)
     return failures
@@ -223,7 +222,6 @@ def _drain(queue: Any, bar: tqdm) -> None:
 
 
 def _worker(spec: RunSpec, runs_dir: Path, queue: Any) -> str | None:
-    torch.set_num_threads(1)
     return train_run(spec, runs_dir, on_epochs=queue.put)
 
 
@@ -245,7 +243,10 @@ def problem_for(spec: RunSpec) -> SensingProblem:
 def train_run(
     spec: RunSpec, runs_dir: Path, *, on_epochs: Callable[[int], Any] | None = None
 ) -> str | None:
-    """Train (or continue) one run into ``runs_dir/spec.dirname``; a one-line error or None."""
+    """Train (or continue) one run into ``runs_dir/spec.dirname``; a one-line error or None.
+
+    One torch thread, in a worker process or not, so the numbers do not depend on ``jobs``.
+    """
     run_dir = runs_dir / spec.dirname
     config = spec.config()
     state = _load_state(run_dir, config)
@@ -262,14 +263,15 @@ def train_run(
             last_saved[0] = time.monotonic()
 
     try:
-        final = train(
-            problem_for(spec),
-            spec.optimizer,
-            spec.experiment.settings(spec.seed),
-            state=state,
-            on_log=checkpoint,
-            on_epochs=on_epochs,
-        )
+        with torch_threads(1):
+            final = train(
+                problem_for(spec),
+                spec.optimizer,
+                spec.experiment.settings(spec.seed),
+                state=state,
+                on_log=checkpoint,
+                on_epochs=on_epochs,
+            )
     except Diverged as exc:  # deterministic: remembered, so a rerun does not train it again
         failed = {"config": config, "complete": False, "failed": str(exc)}
         atomic_write_json(run_dir / RUN_FILE, failed)

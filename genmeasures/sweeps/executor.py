@@ -116,7 +116,7 @@ def score_runs(
     """
     import pandas as pd
 
-    from genmeasures.scoring import ScoreReport, score_checkpoints
+    from genmeasures.scoring import ScoreReport
 
     run_dirs = [Path(d) for d in run_dirs]
     merged = ScoreReport(table=pd.DataFrame())
@@ -132,17 +132,8 @@ def score_runs(
 
     with bar:
         if jobs == 1:
-            with torch_threads(SCORING_THREADS):
-                for run_dir in run_dirs:
-                    add(
-                        score_checkpoints(
-                            [run_dir],
-                            measures=measures,
-                            n_samples=n_samples,
-                            select=select,
-                            progress=False,
-                        )
-                    )
+            for run_dir in run_dirs:
+                add(_score_one(run_dir, measures, n_samples, select))
         else:
             todo = _collect_cached(run_dirs, measures, n_samples, select, add)
             if todo:
@@ -172,28 +163,24 @@ def _collect_cached(run_dirs: Sequence[Path], measures, n_samples, select, add) 
     left to compute ends the probing: in a sweep scored from scratch (or resumed after an
     interruption, in the same order) the later runs have work too.
     """
-    from genmeasures.scoring import score_checkpoints
-
-    with torch_threads(SCORING_THREADS):
-        for index, run_dir in enumerate(run_dirs):
-            probe = score_checkpoints(
-                [run_dir],
-                measures=measures,
-                n_samples=n_samples,
-                select=select,
-                only_cached=True,
-                progress=False,
-            )
-            if probe.pending or probe.failures:
-                return list(run_dirs[index:])
-            add(probe)
+    for index, run_dir in enumerate(run_dirs):
+        probe = _score_one(run_dir, measures, n_samples, select, only_cached=True)
+        if probe.pending or probe.failures:
+            return list(run_dirs[index:])
+        add(probe)
     return []
 
 
-def _score_one(run_dir: Path, measures, n_samples, select):
+def _score_one(run_dir: Path, measures, n_samples, select, only_cached: bool = False):
+    """Score one run directory with the sweep's thread count (in or out of a worker)."""
     from genmeasures.scoring import score_checkpoints
 
     with torch_threads(SCORING_THREADS):
         return score_checkpoints(
-            [run_dir], measures=measures, n_samples=n_samples, select=select, progress=False
+            [run_dir],
+            measures=measures,
+            n_samples=n_samples,
+            select=select,
+            only_cached=only_cached,
+            progress=False,
         )

@@ -2,11 +2,14 @@
 
 Supported: int, float (ints are accepted), str, bool (never from 0/1), None, Literal[...],
 unions, list[T], dict and Any. ``coerce`` returns the value converted (an int to a float, a
-case-insensitive string to the Literal's spelling) or raises :class:`TypeMismatch`.
+case-insensitive string to the Literal's spelling) or raises :class:`TypeMismatch`. NaN and
+infinity are refused everywhere, inside dicts, lists and ``Any`` values too: no setting of
+the toolkit means anything when it is not finite, and a NaN learning rate trains silently.
 """
 
 from __future__ import annotations
 
+import math
 import types
 from collections.abc import Mapping
 from typing import Any, Literal, Union, get_args, get_origin
@@ -31,7 +34,16 @@ def describe_type(annotation: Any) -> str:
     return getattr(annotation, "__name__", str(annotation))
 
 
+def describe_mismatch(value: Any, annotation: Any) -> str:
+    """The end of an error message for a value ``coerce`` refused: 'must be int, got 'x''."""
+    if not _all_finite(value):
+        return f"must be finite, got {value!r}"
+    return f"must be {describe_type(annotation)}, got {value!r}"
+
+
 def coerce(value: Any, annotation: Any) -> Any:
+    if not _all_finite(value):
+        raise TypeMismatch
     if annotation is Any:
         return value
     origin = get_origin(annotation)
@@ -83,3 +95,13 @@ def coerce(value: Any, annotation: Any) -> Any:
     if isinstance(annotation, type) and isinstance(value, annotation):
         return value
     raise TypeMismatch
+
+
+def _all_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, Mapping):
+        return all(_all_finite(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return all(_all_finite(v) for v in value)
+    return True

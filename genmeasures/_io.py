@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import secrets
+import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -42,17 +43,31 @@ def _temporary_beside(target: Path, suffix: str) -> tuple[int, Path]:
 def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
     """Open a temporary binary file that replaces ``path`` only if the block completes."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _temporary_beside(target, ".tmp")
+    with _named_after(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = _temporary_beside(target, ".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
+            with _named_after(target):
+                handle.flush()
+                os.fsync(handle.fileno())
+        with _named_after(target):
+            os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def _named_after(target: Path) -> Iterator[None]:
+    """An OS error while writing ``target`` names ``target`` (not the temporary file)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno is None:
+            raise
+        raise type(exc)(exc.errno, exc.strerror, str(target)) from None
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -71,12 +86,14 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
 def atomic_write_with(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     """Atomically produce ``path`` with a writer that takes a filename (e.g. pandas' to_parquet)."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _temporary_beside(target, target.suffix)
-    os.close(fd)
+    with _named_after(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = _temporary_beside(target, target.suffix)
+        os.close(fd)
     try:
-        write(str(tmp))
-        os.replace(tmp, target)
+        with _named_after(target):
+            write(str(tmp))
+            os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -100,3 +117,87 @@ def _json_default(obj: Any) -> Any:
     if hasattr(obj, "item"):  # numpy / torch scalars
         return obj.item()
     raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
+
+
+# Metadata (sidecars, run.json, configs, metrics.csv) is small; anything larger is not what it
+# claims to be (a sparse 50 GB file, a link to /dev/zero) and is refused before it is read.
+MAX_METADATA_BYTES = 16 * 2**20
+
+
+def read_small_file(
+    path: str | os.PathLike,
+    what: str,
+    error: type[Exception],
+    limit: int = MAX_METADATA_BYTES,
+) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes; else ``error`` naming it.
+
+    Directories, devices, FIFOs and oversized files are refused without reading them (a
+    file that grows while it is read is cut at ``limit + 1`` bytes and refused too).
+    """
+    path = Path(path)
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+            raise error(f"{what} {path} is {kind}")
+        if info.st_size > limit:
+            raise error(f"{what} {path} is {info.st_size:,} bytes, more than the {limit:,} allowed")
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise error(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if len(data) > limit:
+        raise error(f"{what} {path} is more than the {limit:,} bytes allowed")
+    return data
+
+
+def read_small_text(
+    path: str | os.PathLike,
+    what: str,
+    error: type[Exception],
+    limit: int = MAX_METADATA_BYTES,
+) -> str:
+    """:func:`read_small_file` decoded as UTF-8 (``error`` if it is not text)."""
+    data = read_small_file(path, what, error, limit)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{what} {path} is not UTF-8 text (byte {exc.start})") from None
+
+
+def check_output_file(
+    path: str | os.PathLike, what: str, error: type[Exception], suffixes: tuple[str, ...] = ()
+) -> Path:
+    """Refuse, before any work, an output file that could not be written: an unsupported
+    suffix, a path that is a directory, or a parent that is a file or cannot be created."""
+    path = Path(path)
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise error(
+            f"unsupported {what} type {path.suffix!r} for {path}; use {', '.join(suffixes)}"
+        )
+    if path.is_dir():
+        raise error(f"{what} {path} is a directory; give a file name")
+    _check_creatable_dir(path.parent, f"the folder of {what} {path}", error)
+    return path
+
+
+def check_output_dir(path: str | os.PathLike, what: str, error: type[Exception]) -> Path:
+    """Refuse, before any work, an output folder that is a file or cannot be created."""
+    path = Path(path)
+    _check_creatable_dir(path, f"{what} {path}", error)
+    return path
+
+
+def _check_creatable_dir(folder: Path, what: str, error: type[Exception]) -> None:
+    # The nearest existing ancestor must be a writable directory.
+    probe = folder
+    while not probe.exists() and not probe.is_symlink() and probe != probe.parent:
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        where = "is a file" if probe == folder else f"is under {probe}, which is a file"
+        raise error(f"{what} {where}")
+    if probe.is_symlink() and not probe.exists():
+        raise error(f"{what}: {probe} is a broken symbolic link")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise error(f"{what}: {probe} is not writable")

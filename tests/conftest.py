@@ -9,10 +9,23 @@ import pytest
 import torch
 
 from genmeasures.checkpoints import CheckpointMeta, ModelSpec, RunWriter
+from genmeasures.errors import DEBUG_ENV
 from genmeasures.measures import MEASURES, MeasureContext, MeasureResult, register_measure
 from genmeasures.models import build_model
 
 TINY_MLP = ModelSpec("mlp", {"in_features": 64, "hidden": [8], "num_classes": 5})
+
+
+@pytest.fixture(autouse=True, scope="session")
+def suite_environment():
+    """In the toolkit's own tests an unexpected exception is a bug: let it propagate with its
+    traceback instead of becoming a one-line failure (see genmeasures.errors.is_bad_input)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(DEBUG_ENV, "1")
+        # The command-line tests' own processes use one thread too: two on two cores beside
+        # anything else busy spin-wait (measured: a 13 s score took over 4 minutes).
+        patch.setenv("OMP_NUM_THREADS", "1")
+        yield
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -17,7 +17,11 @@ from genmeasures.checkpoints.run import (
     read_metrics,
     read_run_info,
 )
-from genmeasures.checkpoints.validate import check_finite, check_matches_init
+from genmeasures.checkpoints.validate import (
+    check_finite,
+    check_matches_init,
+    describe_difference,
+)
 
 __all__ = [
     "Checkpoint",
@@ -27,6 +31,7 @@ __all__ = [
     "RunWriter",
     "check_finite",
     "check_matches_init",
+    "describe_difference",
     "find_run_files",
     "flatten_config",
     "is_run_dir",

@@ -21,7 +21,8 @@ import csv
 import io
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,21 +30,36 @@ from typing import Any
 import pandas as pd
 import torch
 
-from genmeasures._io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from genmeasures._io import (
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    read_small_text,
+)
 from genmeasures.checkpoints.format import (
     SAFETENSORS_SUFFIX,
     TORCH_SUFFIXES,
     CheckpointMeta,
     load_checkpoint,
+    read_sidecar_fields,
     save_checkpoint,
     sidecar_path,
 )
-from genmeasures.errors import CheckpointError, OptionError
+from genmeasures.errors import (
+    CheckpointError,
+    GenMeasuresError,
+    OptionError,
+    RunBusyError,
+    one_line,
+)
 
 CHECKPOINT_DIR = "checkpoints"
 RUN_FILE = "run.json"
+LOCK_FILE = ".lock"
 METRICS_FILE = "metrics.csv"
 LABELS_FILE = "train_labels.safetensors"
+# A metrics.csv has one short row per epoch: 256 MB is far more than any run writes.
+MAX_METRICS_BYTES = 256 * 2**20
 CHECKPOINT_SUFFIXES = (SAFETENSORS_SUFFIX, *TORCH_SUFFIXES)
 
 
@@ -120,27 +136,61 @@ def find_run_files(run_dir: str | os.PathLike) -> RunFiles:
 def read_run_info(run_dir: str | os.PathLike) -> dict[str, Any]:
     """The run's ``run.json`` (an empty dict if the run has none)."""
     path = Path(run_dir) / RUN_FILE
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return {}
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise CheckpointError(f"cannot read {path}: {exc}") from None
+        info = json.loads(read_small_text(path, "run file", CheckpointError))
+    except (ValueError, RecursionError) as exc:
+        raise CheckpointError(f"cannot read {path}: {one_line(exc)}") from None
+    if not isinstance(info, dict):
+        raise CheckpointError(
+            f"cannot read {path}: it holds a {type(info).__name__}, not an object"
+        )
+    if not isinstance(info.get("config", {}), dict):
+        raise CheckpointError(f"cannot read {path}: 'config' is not an object")
+    return info
 
 
 def read_labels(run_dir: str | os.PathLike, reference: str) -> torch.Tensor:
-    """The label tensor a checkpoint's ``labels`` field refers to ("FILE#KEY")."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    """The label tensor a checkpoint's ``labels`` field refers to ("FILE#KEY").
+
+    FILE must lie inside the run directory: a sidecar never makes genmeasures read a file
+    elsewhere (``../x`` and absolute paths are refused).
+    """
+    from safetensors import safe_open
 
     filename, _, key = reference.partition("#")
-    path = Path(run_dir) / filename
+    root = Path(run_dir)
+    path = root / filename
+    where = f"training labels {reference!r} of {run_dir}"
+    if not filename or Path(filename).is_absolute() or not _inside(path, root):
+        raise CheckpointError(f"{where}: the file must lie inside the run directory")
+    if not path.is_file():
+        raise CheckpointError(f"{where}: {path} is not a file")
     try:
-        return load_file(path)[key]
-    except (FileNotFoundError, KeyError, SafetensorError) as exc:
+        with safe_open(path, framework="pt") as handle:
+            if key not in handle.keys():  # noqa: SIM118 (safe_open is not a mapping)
+                raise CheckpointError(f"{where}: {path.name} has no tensor {key!r}")
+            labels = handle.get_tensor(key)
+    except GenMeasuresError:
+        raise
+    except Exception as exc:  # safetensors raises its own errors, OSError, ...
+        raise CheckpointError(f"{where}: cannot read {path.name} ({one_line(exc)})") from None
+    if labels.ndim != 1 or labels.is_floating_point() or labels.is_complex():
         raise CheckpointError(
-            f"cannot read training labels {reference!r} in {run_dir}: {exc}"
-        ) from None
+            f"{where}: expected a 1-d integer tensor, got {labels.dtype} of shape "
+            f"{tuple(labels.shape)}"
+        )
+    return labels
+
+
+def _inside(path: Path, root: Path) -> bool:
+    """Whether ``path`` (symbolic links resolved) lies inside ``root``."""
+    try:
+        path.resolve().relative_to(root.resolve())
+    except (ValueError, OSError, RuntimeError):
+        return False
+    return True
 
 
 def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -187,11 +237,52 @@ def metrics_table(run_dirs: Sequence[str | os.PathLike]) -> pd.DataFrame:
 def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
     """The rows of the run's ``metrics.csv`` with numbers parsed (empty if there is none)."""
     path = Path(run_dir) / METRICS_FILE
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return []
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = csv.DictReader(handle)
-        return [{key: _number(value) for key, value in row.items()} for row in rows]
+    text = read_small_text(path, "metrics file", CheckpointError, limit=MAX_METRICS_BYTES)
+    try:
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        raise CheckpointError(f"cannot read metrics file {path}: {one_line(exc)}") from None
+    if any(None in row for row in rows):
+        raise CheckpointError(
+            f"cannot read metrics file {path}: a row has more cells than the header"
+        )
+    return [{key: _number(value) for key, value in row.items()} for row in rows]
+
+
+@contextmanager
+def run_lock(run_dir: str | os.PathLike) -> Iterator[None]:
+    """Hold the run directory's lock: no two processes train one run at once.
+
+    An exclusive ``flock`` on ``RUN/.lock``, which holds the holder's PID. The kernel releases
+    it when the holder exits, however it exits (kill -9 included), so a stale lock never blocks
+    a rerun. A second process refuses at once with :class:`RunBusyError` naming the holder.
+    (On systems without ``fcntl`` the lock is not taken.)
+    """
+    root = Path(run_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    path = root / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
+            raise RunBusyError(
+                f"{root} is being trained by another process (PID {holder}); wait for it to "
+                "finish or stop it, then rerun"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 class RunWriter:
@@ -241,22 +332,22 @@ class RunWriter:
 
 
 def checkpoint_files_in(folder: Path) -> list[Path]:
-    """Checkpoint files directly in ``folder`` (hidden temporary files excluded)."""
+    """Checkpoint files directly in ``folder`` (hidden temporary files excluded).
+
+    Anything with a checkpoint's suffix but a folder is listed, devices and broken links
+    included: loading it then reports what it is, instead of the run silently losing it.
+    """
     return [
         p
         for p in folder.iterdir()
-        if p.is_file() and p.suffix in CHECKPOINT_SUFFIXES and not p.name.startswith(".")
+        if p.suffix in CHECKPOINT_SUFFIXES and not p.name.startswith(".") and not p.is_dir()
     ]
 
 
 def _peek_sidecar(path: Path) -> dict[str, Any]:
     sidecar = sidecar_path(path)
-    if sidecar.exists():
-        try:
-            obj = json.loads(sidecar.read_text(encoding="utf-8"))
-            return obj if isinstance(obj, dict) else {}
-        except ValueError:
-            return {}
+    if sidecar.exists() or sidecar.is_symlink():
+        return read_sidecar_fields(path)
     if path.suffix in TORCH_SUFFIXES and path.stem in ("init", "epoch_0000", "pretrained"):
         return {"epoch": 0, "tag": "init"}
     if path.suffix in TORCH_SUFFIXES:

@@ -6,17 +6,27 @@ import sys
 
 import click
 
-from genmeasures.errors import GenMeasuresError
+from genmeasures.errors import describe_failure, is_bad_input
 
 
 class _Group(click.Group):
-    """Turns genmeasures' input errors into a one-line message and exit status 1."""
+    """Turns every failure into a one-line ``error:`` message and exit status 1.
+
+    The toolkit's own errors say what is wrong with the input; an OS error names the path and
+    the reason (permission, read-only, full disk, a directory where a file belongs); anything
+    else is reported with its type. Click's own exits and usage errors pass through, and so
+    do bugs under ``GENMEASURES_DEBUG`` (see :func:`genmeasures.errors.is_bad_input`).
+    """
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
             return super().invoke(ctx)
-        except GenMeasuresError as exc:
-            click.echo(f"error: {exc}", err=True)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            if not is_bad_input(exc):
+                raise
+            click.echo(f"error: {describe_failure(exc)}", err=True)
             sys.exit(1)
 
 

@@ -58,6 +58,23 @@ if TYPE_CHECKING:
     is_flag=True,
     help="Granulated Kendall on every checkpoint instead of seed means per configuration.",
 )
+@click.option(
+    "--psi-variant",
+    type=click.Choice(["genmeasures", "jiang"]),
+    default="genmeasures",
+    show_default=True,
+    help="Psi with tau-b, groups where the measure is constant left out (genmeasures), or "
+    "by Jiang et al.'s formula: their tau-a, constant groups count 0 (jiang).",
+)
+@click.option(
+    "--cmi-variant",
+    type=click.Choice(["genmeasures", "pgdl"]),
+    default="genmeasures",
+    show_default=True,
+    help="CMI as documented (genmeasures), or exactly as the PGDL 2020 competition's scoring "
+    "program computes it (pgdl: pairs of axes only, pairs (i, i) included, binary signs, "
+    "cells weighted uniformly).",
+)
 def command(
     table: Path,
     gap: str,
@@ -69,6 +86,8 @@ def command(
     seed: int,
     cv_group: str | None,
     no_average_seeds: bool,
+    psi_variant: str,
+    cmi_variant: str,
 ) -> None:
     """Correlate generalization measures with the gap over the checkpoints of TABLE.
 
@@ -78,17 +97,19 @@ def command(
     al.'s granulated Kendall Psi over the --by axes and conditional mutual information (min
     over axis subsets of size <= 2, pair-weighted cells), OLS gap ~ measure with R^2 and
     group K-fold cross-validated R^2, and the median ratio measure / gap. Prints them sorted
-    by |tau|.
+    by |tau|. With --psi-variant jiang or --cmi-variant pgdl the Psi or CMI column is headed
+    Psi[jiang] or CMI[pgdl] and the written statistics' note says which was computed.
     """
+    from genmeasures._io import check_output_dir
     from genmeasures.correlation import correlate
     from genmeasures.correlation.tables import is_long
     from genmeasures.scoring import read_table, write_table
-    from genmeasures.scoring.tables import TABLE_SUFFIXES
+    from genmeasures.scoring.tables import check_table_path
 
-    if out is not None and out.suffix.lower() not in TABLE_SUFFIXES:
-        raise OptionError(
-            f"unsupported output type {out.suffix!r} for {out}; use {', '.join(TABLE_SUFFIXES)}"
-        )
+    if out is not None:
+        check_table_path(out)
+    if plots_dir is not None:
+        check_output_dir(plots_dir, "plots folder", OptionError)
     data = read_table(table)
     measures = _split(measure_list)
     with warnings.catch_warnings(record=True) as caught:
@@ -102,12 +123,14 @@ def command(
             seed=seed,
             average_seeds=not no_average_seeds,
             cv_group=cv_group,
+            psi_variant=psi_variant,
+            cmi_variant=cmi_variant,
         )
         if plots_dir is not None:
             from genmeasures.plots import plot_report
 
             results = plot_report(report, plots_dir, long_table=data if is_long(data) else None)
-    click.echo(_readable(report.summary))
+    click.echo(_readable(report.summary, report.psi_variant, report.cmi_variant))
     for note in dict.fromkeys(str(w.message) for w in caught):
         click.echo(f"note: {note}", err=True)
     if plots_dir is not None:
@@ -134,7 +157,9 @@ def _split(text: str | None) -> list[str] | None:
     return names or None
 
 
-def _readable(summary: pd.DataFrame) -> str:
+def _readable(
+    summary: pd.DataFrame, psi_variant: str = "genmeasures", cmi_variant: str = "genmeasures"
+) -> str:
     import pandas as pd
 
     def fixed(value: float) -> str:
@@ -155,11 +180,17 @@ def _readable(summary: pd.DataFrame) -> str:
             "spearman": summary["spearman_rho"].map(fixed),
             "pearson": summary["pearson_r"].map(fixed),
             "R^2": summary["r2"].map(lambda v: f"{v:.2f}" if math.isfinite(v) else "-"),
-            "Psi": summary["psi"].map(fixed),
-            "CMI": summary["cmi"].map(lambda v: f"{v:.2f}" if math.isfinite(v) else "-"),
+            _headed("Psi", psi_variant): summary["psi"].map(fixed),
+            _headed("CMI", cmi_variant): summary["cmi"].map(
+                lambda v: f"{v:.2f}" if math.isfinite(v) else "-"
+            ),
             "median ratio": summary["ratio_median"].map(
                 lambda v: f"{v:.3g}" if math.isfinite(v) else "-"
             ),
         }
     )
     return shown.to_string(index=False)
+
+
+def _headed(statistic: str, variant: str) -> str:
+    return statistic if variant == "genmeasures" else f"{statistic}[{variant}]"

@@ -42,7 +42,11 @@ def command(
     ready for `genmeasures score OUT`; OUT/pretrained.safetensors the source model.
     Finished steps are reused.
     """
+    from genmeasures._io import check_output_dir
+    from genmeasures.errors import OptionError
     from genmeasures.finetune import example_run
+
+    check_output_dir(out, "run directory", OptionError)
 
     run = example_run(
         out,

@@ -60,19 +60,24 @@ def command(
                 f"{click.style(spec.id, bold=True)}  ({spec.paper})\n    claim: {spec.claim}"
             )
         return
+    from genmeasures._io import check_output_dir
+    from genmeasures.errors import OptionError, describe_failure, is_bad_input
+
+    check_output_dir(out, "figure folder", OptionError)
+    check_output_dir(runs, "runs folder", OptionError)
     ids = [s.id for s in list_figures()] if figure_id == "all" else [figure_id]
     if len(ids) == 1:
         result = reproduce(ids[0], scale, out, runs=runs, jobs=jobs, progress=not quiet)
         _report(result)
         return
-    from genmeasures.errors import GenMeasuresError
-
     errors, times = [], []
-    for fid in ids:  # one figure's bad input does not stop the others
+    for fid in ids:  # one figure's failure does not stop the others
         try:
             result = reproduce(fid, scale, out, runs=runs, jobs=jobs, progress=not quiet)
-        except GenMeasuresError as exc:
-            click.echo(f"{fid}: error: {exc}", err=True)
+        except Exception as exc:
+            if not is_bad_input(exc):
+                raise
+            click.echo(f"{fid}: error: {describe_failure(exc)}", err=True)
             errors.append(fid)
             continue
         _report(result)

@@ -113,7 +113,10 @@ def command(
     from genmeasures._specs import parse_model_spec
     from genmeasures.checkpoints import ModelSpec
     from genmeasures.scoring import score_checkpoints, write_table
+    from genmeasures.scoring.tables import check_table_path
 
+    if out is not None:  # refused now, not after all the scoring
+        check_table_path(out)
     measures = [m.strip() for m in (measure_list or "").split(",") if m.strip()]
     measures += list(measure_specs)
     model = ModelSpec(*parse_model_spec(model_spec)) if model_spec else None

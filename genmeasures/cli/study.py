@@ -40,7 +40,11 @@ def command(out: Path, jobs: int, seeds: int | None, quiet: bool) -> None:
     from dataclasses import replace
 
     from analyses.study import STUDY
+    from genmeasures._io import check_output_dir
+    from genmeasures.errors import OptionError
     from genmeasures.reproduce import run_study
+
+    check_output_dir(out, "study folder", OptionError)
 
     study = STUDY if seeds is None else replace(STUDY, seeds=STUDY.seeds[:seeds])
     result = run_study(study, out, jobs=jobs, progress=not quiet)

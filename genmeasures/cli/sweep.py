@@ -19,7 +19,12 @@ import click
 @click.option("--out", type=click.Path(path_type=Path), help="Overrides sweep.out.")
 @click.option("--jobs", type=click.IntRange(min=1), help="Parallel processes (sweep.jobs).")
 @click.option("--score/--no-score", default=None, help="Score the runs afterwards.")
-@click.option("--dry-run", is_flag=True, help="List the runs and exit.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Check every run as it would be checked before training (settings, measures, "
+    "datasets, models, pretrained files), list the runs and exit.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def command(
     config_path: Path,
@@ -34,13 +39,14 @@ def command(
     With scoring on, writes OUT/scores.csv (every measure on every checkpoint) for
     `genmeasures correlate`.
     """
-    from genmeasures.sweeps import load_sweep, run_sweep
+    from genmeasures.sweeps import check_points, load_sweep, run_sweep
 
     settings, points = load_sweep(config_path, {"out": out, "jobs": jobs, "score": score})
+    check_points(points, settings)
     if dry_run:
         for point in points:
             click.echo(f"{settings.out / point.name}")
-        click.echo(f"{len(points)} runs", err=True)
+        click.echo(f"{len(points)} runs, all valid", err=True)
         return
     report = run_sweep(points, settings, progress=not quiet)
     click.echo(

@@ -12,8 +12,12 @@ so they read well in a notebook:
 - :func:`granulated_kendall`: Jiang et al.'s Psi: per axis, the mean Kendall tau over groups
   where only that axis varies; Psi = mean over axes. Incomplete grids: groups with fewer than
   two levels are skipped and counted. Seeds of one configuration averaged first (option).
+  Default tau-b, constant groups left out; ``psi_variant="jiang"``: Jiang et al.'s formula
+  (their tau-a, constant groups count 0).
 - :func:`conditional_mutual_information`: Jiang et al.'s K = min over axis subsets S
-  (|S| <= 2, the empty set included) of I(V_mu; V_g | U_S) / H(V_g | U_S).
+  (|S| <= 2, the empty set included) of I(V_mu; V_g | U_S) / H(V_g | U_S);
+  ``cmi_variant="pgdl"``: the PGDL competition's score, as its scoring program computes it
+  (:func:`pgdl_conditional_mutual_information`).
 - :func:`regression`: statsmodels OLS gap ~ measure: slope, intercept, CIs, R^2.
 - :func:`cross_validated_r2`: out-of-fold R^2 with group K-fold over a hyperparameter.
 - :func:`scale_agreement`: measure / gap, median and IQR (a bound on the gap's scale, as Ju et
@@ -23,11 +27,13 @@ so they read well in a notebook:
 The CMI variant (Jiang et al., ICLR 2020, "Fantastic generalization measures and where to
 find them"): over all ordered pairs (i, j) of checkpoints, V_mu = sign(mu_i - mu_j)
 and V_g = sign(g_i - g_j) in {-1, 0, +1}; a pair's cell is the *ordered* pair of the two
-checkpoints' levels on the axes in S; cells are weighted by their share of pairs (the PGDL
-competition script weights possible cells uniformly instead); logs are base 2; a subset
-whose cells leave V_g determined (H = 0) is left out of the minimum. K is 0 for a measure
-independent of the gap given the hyperparameters and 1 for one whose changes always share
-(or always oppose) the gap's sign.
+checkpoints' levels on the axes in S; cells are weighted by their share of pairs; logs are
+base 2; a subset whose cells leave V_g determined (H = 0) is left out of the minimum. K is 0
+for a measure independent of the gap given the hyperparameters and 1 for one whose changes
+always share (or always oppose) the gap's sign. The PGDL scoring program differs in five
+ways (pairs of axes only; pairs (i, i) included; binary signs, ties counted as -; possible
+cells weighted uniformly; its degenerate cases), each listed in
+:func:`pgdl_conditional_mutual_information`.
 
 Bad input raises :class:`~genmeasures.errors.DataError` (or ``OptionError``) with one line
 naming the column, measure or axis: a missing gap column, fewer than three checkpoints, a
@@ -36,7 +42,10 @@ counted (``n_dropped``, and a warning); a constant measure gets NaN statistics a
 unless it is the only measure asked for, which is an error.
 """
 
-from genmeasures.correlation.cmi import conditional_mutual_information
+from genmeasures.correlation.cmi import (
+    conditional_mutual_information,
+    pgdl_conditional_mutual_information,
+)
 from genmeasures.correlation.granulated import granulated_kendall
 from genmeasures.correlation.rank import rank_correlations
 from genmeasures.correlation.regression import cross_validated_r2, regression
@@ -51,6 +60,7 @@ __all__ = [
     "cross_validated_r2",
     "granulated_kendall",
     "hyperparameter_axes",
+    "pgdl_conditional_mutual_information",
     "rank_correlations",
     "regression",
     "scale_agreement",

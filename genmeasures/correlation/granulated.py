@@ -17,6 +17,8 @@ from genmeasures.correlation._common import (
 from genmeasures.correlation.rank import kendall_tau_b_rows
 from genmeasures.errors import DataError, OptionError
 
+PSI_VARIANTS = ("genmeasures", "jiang")
+JIANG_NOTE = "psi_variant='jiang'"  # in the note of every measure's row under that variant
 PSI_COLUMNS = ("measure", "psi", "n_axes", "n", "n_dropped", "n_configs", "note")
 AXIS_COLUMNS = (
     "measure",
@@ -27,6 +29,7 @@ AXIS_COLUMNS = (
     "n_groups_undefined",
     "n_levels",
 )
+_TAU_BLOCK = 1 << 22  # ordered pairs handled at once by jiang_tau
 
 
 def granulated_kendall(
@@ -38,21 +41,37 @@ def granulated_kendall(
     average_seeds: bool = True,
     seed_column: str = "seed",
     fixed: Sequence[str] = ("epoch",),
+    psi_variant: str = "genmeasures",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Granulated Kendall coefficient (Jiang et al., ICLR 2020, "Fantastic generalization
     measures and where to find them").
 
     For hyperparameter axis i, the checkpoints are grouped by the values of every *other*
     axis (and of the ``fixed`` columns, e.g. ``epoch``, unless they are themselves axes), so
-    that within a group only axis i varies. With tau_g the Kendall tau-b between measure and
-    gap inside group g::
+    that within a group only axis i varies. With tau_g a Kendall tau between measure and gap
+    inside group g::
 
         psi_i = (1 / m_i) * sum_g tau_g        Psi = (1 / k) * sum_i psi_i
 
-    where m_i counts the groups in which axis i takes at least two levels (groups with fewer
-    are skipped and counted in ``n_groups_skipped``: the grid may be incomplete) and tau_g is
-    defined (a group where measure or gap is constant is counted in ``n_groups_undefined``);
-    k counts the axes with a defined psi_i. On a complete grid this is Jiang et al.'s psi.
+    Groups in which axis i takes fewer than two levels are skipped and counted in
+    ``n_groups_skipped`` (the grid may be incomplete); k counts the axes with a defined
+    psi_i. ``psi_variant`` chooses tau_g and m_i:
+
+    - ``"genmeasures"`` (default): tau_g is Kendall's tau-b (ties corrected) and a group
+      where the measure or the gap is constant has no tau_g: it is left out of m_i and
+      counted in ``n_groups_undefined``, so a measure that varies along one axis only gets
+      that axis's psi as its Psi.
+    - ``"jiang"``: Jiang et al.'s formula. tau_g is their tau, the mean of
+      sign(mu_a - mu_b) * sign(g_a - g_b) over the ordered pairs a != b of the group
+      (tau-a: a tied pair counts 0 and stays in the denominator), so a group where the
+      measure or the gap is constant has tau_g = 0 and counts in m_i (and in
+      ``n_groups_undefined``, which then counts the constant groups that scored 0). A
+      measure constant over every checkpoint gets Psi = 0 rather than NaN.
+
+    On a complete grid with one checkpoint (or seed mean) per configuration, m_i is the
+    number of combinations of the other axes, as in the paper, and ``"jiang"`` is exactly
+    Jiang et al.'s Psi; ``"genmeasures"`` equals it when no group has a tie in the measure
+    or the gap (then tau-b = tau-a and no group is constant).
 
     ``average_seeds``: first replace the checkpoints of one configuration (same axes and
     ``fixed`` values; ``seed_column`` and any column that is not an axis are what differ
@@ -61,8 +80,11 @@ def granulated_kendall(
     counted (``n_dropped``).
 
     Returns ``(psi, per_axis)``: one row per measure (``psi``, ``n_axes``, ``n`` checkpoints
-    used, ``n_configs`` after averaging, ``note``) and one row per measure x axis.
+    used, ``n_configs`` after averaging, ``note``; with ``psi_variant="jiang"`` the note
+    says ``psi_variant='jiang'``) and one row per measure x axis.
     """
+    check_psi_variant(psi_variant)
+    jiang = psi_variant == "jiang"
     check_gap(table, gap)
     names = measure_columns(table, measures)
     axes = check_axes(table, axes)
@@ -74,9 +96,10 @@ def granulated_kendall(
         )
     fixed = [c for c in fixed if c in table.columns and c not in axes]
     psi_records, axis_records = [], []
-    for p in pairs(table, names, gap):
+    tag = JIANG_NOTE if jiang else ""
+    for p in pairs(table, names, gap, need_variation=not jiang):
         record = {"measure": p.measure, "psi": np.nan, "n_axes": 0, "n": p.n}
-        record.update(n_dropped=p.n_dropped, n_configs=np.nan, note=p.note)
+        record.update(n_dropped=p.n_dropped, n_configs=np.nan, note=_join(p.note, tag))
         if not p.ok:
             psi_records.append(record)
             axis_records += [_axis_record(p.measure, axis) for axis in axes]
@@ -91,7 +114,8 @@ def granulated_kendall(
         record["n_configs"] = len(frame)
         per_axis = []
         for axis in axes:
-            axis_record = _one_axis(frame, axis, [a for a in axes if a != axis] + fixed)
+            others = [a for a in axes if a != axis] + fixed
+            axis_record = _one_axis(frame, axis, others, jiang)
             axis_records.append({"measure": p.measure, **axis_record})
             per_axis.append(axis_record["psi_axis"])
         defined = [v for v in per_axis if np.isfinite(v)]
@@ -99,21 +123,33 @@ def granulated_kendall(
         if defined:
             record["psi"] = float(np.mean(defined))
         else:
-            record["note"] = f"no group of {p.measure!r} has a defined Kendall tau on any axis"
+            why = "two levels of" if jiang else "a defined Kendall tau on"
+            record["note"] = _join(f"no group of {p.measure!r} has {why} any axis", tag)
         psi_records.append(record)
     return rows(psi_records, PSI_COLUMNS), rows(axis_records, AXIS_COLUMNS)
 
 
-def _one_axis(frame: pd.DataFrame, axis: str, others: list[str]) -> dict:
+def check_psi_variant(psi_variant: str) -> None:
+    if psi_variant not in PSI_VARIANTS:
+        raise OptionError(
+            f"unknown psi_variant {psi_variant!r}; choose one of: {', '.join(PSI_VARIANTS)}"
+        )
+
+
+def _one_axis(frame: pd.DataFrame, axis: str, others: list[str], jiang: bool) -> dict:
     taus, skipped, undefined = [], 0, 0
     groups = frame.groupby(others, dropna=False, sort=False) if others else [((), frame)]
     for _, group in groups:
         if group[axis].nunique(dropna=False) < 2:
             skipped += 1
             continue
-        x = group["_measure"].to_numpy(dtype=float)[None, :]
-        y = group["_gap"].to_numpy(dtype=float)[None, :]
-        tau = kendall_tau_b_rows(x, y)[0]
+        x = group["_measure"].to_numpy(dtype=float)
+        y = group["_gap"].to_numpy(dtype=float)
+        if jiang:
+            undefined += int(np.ptp(x) == 0 or np.ptp(y) == 0)
+            taus.append(jiang_tau(x, y))
+            continue
+        tau = kendall_tau_b_rows(x[None, :], y[None, :])[0]
         if np.isfinite(tau):
             taus.append(tau)
         else:
@@ -126,6 +162,23 @@ def _one_axis(frame: pd.DataFrame, axis: str, others: list[str]) -> dict:
         "n_groups_undefined": undefined,
         "n_levels": int(frame[axis].nunique(dropna=False)),
     }
+
+
+def jiang_tau(x: np.ndarray, y: np.ndarray) -> float:
+    """Jiang et al.'s tau: sum over ordered pairs a != b of sign(x_a - x_b) sign(y_a - y_b),
+    divided by n (n - 1) (Kendall's tau-a; 0 when x or y is constant)."""
+    n = len(x)
+    total = 0
+    block = max(1, _TAU_BLOCK // max(n, 1))
+    for start in range(0, n, block):
+        sx = np.sign(x[start : start + block, None] - x[None, :])
+        sy = np.sign(y[start : start + block, None] - y[None, :])
+        total += int((sx * sy).sum())  # the diagonal contributes sign(0) = 0
+    return total / (n * (n - 1))
+
+
+def _join(*notes: str) -> str:
+    return "; ".join(n for n in notes if n)
 
 
 def _axis_record(measure: str, axis: str) -> dict:

@@ -11,7 +11,12 @@ import pandas as pd
 
 from genmeasures.correlation._common import as_list, check_axes, check_gap, measure_columns
 from genmeasures.correlation.cmi import conditional_mutual_information
-from genmeasures.correlation.granulated import AXIS_COLUMNS, PSI_COLUMNS, granulated_kendall
+from genmeasures.correlation.granulated import (
+    AXIS_COLUMNS,
+    PSI_COLUMNS,
+    check_psi_variant,
+    granulated_kendall,
+)
 from genmeasures.correlation.rank import rank_correlations
 from genmeasures.correlation.regression import CV_COLUMNS, cross_validated_r2, regression
 from genmeasures.correlation.scale import scale_agreement
@@ -43,6 +48,8 @@ class CorrelationReport:
     measures: tuple[str, ...]
     cv_group: str | None
     notes: tuple[str, ...]
+    psi_variant: str = "genmeasures"
+    cmi_variant: str = "genmeasures"
 
 
 def correlate(
@@ -59,6 +66,8 @@ def correlate(
     cv_group: str | None = None,
     n_splits: int = 5,
     max_subset_size: int = 2,
+    psi_variant: str = "genmeasures",
+    cmi_variant: str = "genmeasures",
 ) -> CorrelationReport:
     """Which measure predicts the generalization gap, and how well.
 
@@ -73,8 +82,12 @@ def correlate(
     Runs :func:`rank_correlations`, :func:`granulated_kendall`,
     :func:`conditional_mutual_information`, :func:`regression`, :func:`cross_validated_r2`
     and :func:`scale_agreement` (see each for its formula; Jiang et al., ICLR 2020,
-    "Fantastic generalization measures and where to find them").
+    "Fantastic generalization measures and where to find them"). ``psi_variant="jiang"``
+    computes Psi by Jiang et al.'s formula and ``cmi_variant="pgdl"`` the CMI as the PGDL
+    competition's scoring program does (see :func:`granulated_kendall` and
+    :func:`conditional_mutual_information`); the summary's note then says so.
     """
+    check_psi_variant(psi_variant)  # also when there is no axis to compute Psi on
     if is_long(table):
         table = wide_table(table, measures)
         names = list(table.attrs["measures"])
@@ -103,13 +116,19 @@ def correlate(
         )
         if axes:
             psi, psi_axes = granulated_kendall(
-                table, names, gap, axes, average_seeds=average_seeds, seed_column=seed_column
+                table,
+                names,
+                gap,
+                axes,
+                average_seeds=average_seeds,
+                seed_column=seed_column,
+                psi_variant=psi_variant,
             )
         else:
             psi = pd.DataFrame({"measure": names}).reindex(columns=list(PSI_COLUMNS))
             psi_axes = pd.DataFrame(columns=list(AXIS_COLUMNS))
         cmi, cmi_subsets = conditional_mutual_information(
-            table, names, gap, axes, max_subset_size=max_subset_size
+            table, names, gap, axes, max_subset_size=max_subset_size, cmi_variant=cmi_variant
         )
         fits = regression(table, names, gap, confidence=confidence)
         if group is not None:
@@ -141,6 +160,8 @@ def correlate(
         measures=tuple(names),
         cv_group=group,
         notes=tuple(notes),
+        psi_variant=psi_variant,
+        cmi_variant=cmi_variant,
     )
 
 

@@ -23,8 +23,10 @@ RESULT_COLUMNS = (
     "n_matvecs",
 )
 #: Columns that identify a checkpoint but are never hyperparameter axes.
-ID_COLUMNS = ("checkpoint", "run", "epoch", "tag", "seed")
-_METRIC = re.compile(r"^(train|test|val|valid|validation|gap)_|_(loss|acc|accuracy|error|err)$")
+ID_COLUMNS = ("checkpoint", "run", "epoch", "tag", "seed", "tensor_order", "init_head")
+_METRIC = re.compile(
+    r"^(train|test|val|valid|validation|gap|recorded)_|_(loss|acc|accuracy|error|err)$"
+)
 
 
 def is_long(table: pd.DataFrame) -> bool:
@@ -69,6 +71,16 @@ def wide_table(
         options=whole["options"].fillna("").astype(str) if "options" in whole else "",
         measure=whole["measure"].astype(str),
     )
+    values = pd.to_numeric(whole["value"], errors="coerce")
+    text = whole["value"].astype(str).str.strip()
+    bad = values.isna() & whole["value"].notna() & ~text.str.lower().isin(["", "nan", "none"])
+    if bad.any():
+        row = whole[bad].iloc[0]
+        raise DataError(
+            f"the value {row['value']!r} of measure {row['measure']!r} for checkpoint "
+            f"{row['checkpoint']} is not a number ({int(bad.sum())} such cell(s))"
+        )
+    whole = whole.assign(value=values)
     names = _column_names(whole)
     whole = whole.assign(_column=names)
     wanted = as_list(measures)

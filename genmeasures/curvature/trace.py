@@ -63,7 +63,8 @@ def hutchinson(
 
     Probes are drawn in blocks of ``block_size`` (one ``matmat`` each); after at least
     ``min_probes`` it stops when stderr <= rtol * |estimate|, or when ``max_matvecs`` probes
-    are spent (then it warns and returns the estimate with its standard error).
+    are spent (then it warns and returns the estimate with its standard error; ``rtol=0``
+    spends the whole budget by design and does not warn).
     """
     per_probe: list[list[float]] = []
     while len(per_probe) < max_matvecs:
@@ -194,6 +195,8 @@ def _relative_stderr(per_probe: list[list[float]], offset: Sequence[float] = ())
 
 
 def _warn_budget(what: str, budget: int, reached: float, wanted: float) -> None:
+    if wanted == 0:
+        return  # rtol=0 asks for the whole budget (PyHessian's tol=0): nothing to warn about
     warnings.warn(
         f"{what}: the budget of {budget} matrix-vector products ran out at relative standard "
         f"error {reached:.3g} (tolerance {wanted:.3g}); returning the estimate with its stderr",

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from genmeasures.errors import DataError, OptionError
+from genmeasures.errors import DataError, OptionError, one_line
 
 __all__ = ["LabeledDataset", "RelabeledDataset", "SubsetDataset", "TensorDataset"]
 
@@ -243,12 +243,3 @@ def index_tensor(indices: Sequence[int] | torch.Tensor, length: int) -> torch.Te
             f"subset index {int(idx[bad][0])} out of range for a dataset of {length} samples"
         )
     return idx
-
-
-def one_line(exc: BaseException | str) -> str:
-    """Collapse an exception message onto one line."""
-    text = str(exc) if not isinstance(exc, str) else exc
-    text = " ".join(text.split())
-    if not isinstance(exc, str) and not text:
-        text = type(exc).__name__
-    return text

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 
 from genmeasures.data import _options
-from genmeasures.data.base import TensorDataset, one_line
+from genmeasures.data.base import TensorDataset
 from genmeasures.data.loading import register_dataset
-from genmeasures.errors import DataError, OptionError
+from genmeasures.errors import DataError, OptionError, one_line
 
 __all__ = ["SafeUnpickler", "cifar", "read_cifar_batch"]
 

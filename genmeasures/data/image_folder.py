@@ -10,9 +10,9 @@ import numpy as np
 import torch
 
 from genmeasures.data import _options
-from genmeasures.data.base import LabeledDataset, one_line
+from genmeasures.data.base import LabeledDataset
 from genmeasures.data.loading import register_dataset
-from genmeasures.errors import DataError
+from genmeasures.errors import DataError, one_line
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "IMAGE_EXTENSIONS", "ImageFolderDataset"]
 
@@ -32,13 +32,36 @@ def _visible_dirs(folder: Path) -> list[Path]:
 
 
 def _image_files(folder: Path) -> list[Path]:
+    """Image files under ``folder``, symbolic links followed, in sorted order.
+
+    Each real directory is read once: a link back to an ancestor (``ln -s . sub``) or a
+    second link to the same directory would count its images again (or loop forever), so it
+    is an error naming the link.
+    """
     files = []
-    for root, dirs, names in os.walk(folder, followlinks=True):
+    seen: dict[tuple[int, int], Path] = {}
+    for root, dirs, names in os.walk(folder, followlinks=True, onerror=_raise_walk_error):
+        here = Path(root)
+        try:
+            info = here.stat()
+        except OSError as exc:
+            raise DataError(f"cannot read image folder {here}: {one_line(exc)}") from None
+        identity = (info.st_dev, info.st_ino)
+        if identity in seen:
+            raise DataError(
+                f"image folder {folder}: {here} leads back to {seen[identity]} (a symbolic-link "
+                "loop or a second link to one folder), which would count its images twice"
+            )
+        seen[identity] = here
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for file_name in sorted(names):
             if not file_name.startswith(".") and file_name.lower().endswith(IMAGE_EXTENSIONS):
-                files.append(Path(root) / file_name)
+                files.append(here / file_name)
     return files
+
+
+def _raise_walk_error(exc: OSError) -> None:
+    raise DataError(f"cannot read image folder {exc.filename}: {exc.strerror or exc}")
 
 
 def _split_folder(root: Path, split: str) -> tuple[Path, list[Path]]:

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from genmeasures.data import _options
-from genmeasures.data.base import TensorDataset, one_line
+from genmeasures.data.base import TensorDataset
 from genmeasures.data.loading import register_dataset
-from genmeasures.errors import DataError
+from genmeasures.errors import DataError, one_line
 
 __all__ = ["npz"]
 
@@ -30,12 +30,24 @@ def _read(file: Path) -> dict[str, np.ndarray]:
     try:
         archive = np.load(file, allow_pickle=False)
     except Exception as exc:  # a corrupt file can fail in many ways; report it in one line
+        if "allow_pickle" in str(exc):  # numpy took the bytes for a pickle
+            raise DataError(
+                f"cannot read npz file {file}: not an .npz archive (numpy reads it as a "
+                "pickle, which genmeasures never loads)"
+            ) from None
         raise DataError(f"cannot read npz file {file}: {one_line(exc)}") from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise DataError(f"npz file {file} holds a single array, not named arrays")
     try:
         with archive:
             return {key: archive[key] for key in archive.files}
+    except ValueError as exc:
+        if "allow_pickle" not in str(exc):
+            raise DataError(f"cannot read npz file {file}: {one_line(exc)}") from None
+        raise DataError(
+            f"npz file {file} holds object arrays (pickled Python objects), which genmeasures "
+            "never loads; save the inputs and labels as numeric arrays"
+        ) from None
     except Exception as exc:
         raise DataError(f"cannot read npz file {file}: {one_line(exc)}") from None
 

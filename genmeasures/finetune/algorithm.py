@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from genmeasures._coerce import TypeMismatch, coerce, describe_type
+from genmeasures._coerce import TypeMismatch, coerce, describe_mismatch
 from genmeasures._registry import Registry
 from genmeasures.errors import OptionError
 
@@ -168,9 +168,7 @@ def build_options(cls: type[Algorithm], values: Mapping[str, Any]) -> Any:
         try:
             kwargs[key] = coerce(value, hints[key])
         except TypeMismatch:
-            raise OptionError(
-                f"algorithm.{key} must be {describe_type(hints[key])}, got {value!r}"
-            ) from None
+            raise OptionError(f"algorithm.{key} {describe_mismatch(value, hints[key])}") from None
     return option_type(**kwargs)
 
 

@@ -37,7 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from genmeasures._coerce import TypeMismatch, coerce, describe_type
+from genmeasures._coerce import TypeMismatch, coerce, describe_mismatch
+from genmeasures._io import read_small_text
 from genmeasures._specs import parse_value
 from genmeasures.errors import OptionError
 
@@ -141,7 +142,7 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise OptionError(f"no such config file: {path}")
-    text = path.read_text(encoding="utf-8")
+    text = read_small_text(path, "config file", OptionError)
     try:
         if path.suffix.lower() == ".toml":
             raw = tomllib.loads(text)
@@ -208,7 +209,7 @@ def coerce_key(value: Any, annotation: Any, key: str) -> Any:
     try:
         return coerce(value, annotation)
     except TypeMismatch:
-        raise OptionError(f"{key} must be {describe_type(annotation)}, got {value!r}") from None
+        raise OptionError(f"{key} {describe_mismatch(value, annotation)}") from None
 
 
 def _positive(key: str, value: float) -> None:

@@ -11,7 +11,9 @@ rerunning the same config resumes after the last finished epoch; a finished run 
 from __future__ import annotations
 
 import copy
+import json
 import math
+import shutil
 import sys
 import time
 import warnings
@@ -25,9 +27,16 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from genmeasures._device import resolve_device, torch_threads
-from genmeasures._io import atomic_open
-from genmeasures.checkpoints import CheckpointMeta, ModelSpec, RunWriter, load_checkpoint
-from genmeasures.checkpoints.run import read_run_info
+from genmeasures._io import atomic_open, check_output_dir
+from genmeasures.checkpoints import (
+    CheckpointMeta,
+    ModelSpec,
+    RunWriter,
+    check_finite,
+    load_checkpoint,
+)
+from genmeasures.checkpoints.format import load_torch_file
+from genmeasures.checkpoints.run import LOCK_FILE, read_run_info, run_lock
 from genmeasures.data import (
     LabeledDataset,
     apply_label_noise,
@@ -35,7 +44,7 @@ from genmeasures.data import (
     evaluation_sample,
     load_dataset,
 )
-from genmeasures.errors import CheckpointError, OptionError
+from genmeasures.errors import CheckpointError, OptionError, one_line
 from genmeasures.finetune.algorithm import Algorithm, TrainState, build_options, get_algorithm
 from genmeasures.finetune.blocks import freeze_first_blocks, frozen_modules, stage_function
 from genmeasures.finetune.config import FinetuneConfig, config_from_mapping
@@ -71,14 +80,23 @@ def run_is_finished(info: dict, config: FinetuneConfig) -> bool:
 
 def finetune(config: FinetuneConfig, out: str | Path, *, progress: bool = True, log=None) -> Path:
     """Run (or resume, or reuse) the fine-tuning ``config`` describes, writing to ``out``."""
-    out = Path(out)
-    info = read_run_info(out)
-    _check_same_run(info, config, out)
-    if run_is_finished(info, config):
-        _say(log, f"{out}: finished run reused")
-        return out
-    with torch_threads(config.train.threads):
-        return _finetune(config, out, info, progress)
+    out = check_output_dir(out, "run directory", OptionError)
+    new = not out.exists()
+    try:
+        with run_lock(out):
+            info = read_run_info(out)
+            _check_same_run(info, config, out)
+            if run_is_finished(info, config):
+                _say(log, f"{out}: finished run reused")
+                return out
+            with torch_threads(config.train.threads):
+                return _finetune(config, out, info, progress)
+    except BaseException:
+        # A new run that failed before writing anything (bad data, model, pretrained file)
+        # leaves no directory behind.
+        if new and out.is_dir() and {p.name for p in out.iterdir()} <= {LOCK_FILE}:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
 
 
 def _finetune(config: FinetuneConfig, out: Path, info: dict, progress: bool) -> Path:
@@ -294,22 +312,61 @@ class _Run:
                 stacklevel=2,
             )
             self._trainer_version = started
+        saved = load_torch_file(path, path, "training state")
+        self._restore(saved, path)
+
+    def _restore(self, saved: Any, path: Path) -> None:
+        """Load a saved training state, every part checked: one line for a damaged file."""
+
+        def damaged(what: str) -> CheckpointError:
+            return CheckpointError(
+                f"cannot resume from {path}: {what}; move the file away to restart the run "
+                "from its init, or use another --out"
+            )
+
+        missing = [key for key in _STATE_KEYS if not isinstance(saved, Mapping) or key not in saved]
+        if missing:
+            kind = type(saved).__name__
+            raise damaged(f"not a genmeasures training state ({kind} without {missing[0]!r})")
+        epoch = saved["epoch"]
+        if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+            raise damaged(f"'epoch' is {epoch!r}, not an epoch number")
+        if epoch > self.config.train.epochs:
+            raise damaged(f"it is at epoch {epoch}, past train.epochs={self.config.train.epochs}")
+        labels = saved["labels"]
+        if not isinstance(labels, torch.Tensor) or labels.shape != self.state.labels.shape:
+            raise damaged("its training labels do not fit the training data")
         try:
-            saved = torch.load(path, map_location=self.state.device, weights_only=True)
+            self.state.model.load_state_dict(saved["model"])
         except Exception as exc:
-            raise CheckpointError(
-                f"cannot resume from {path}: {str(exc).splitlines()[0]}"
+            raise damaged(f"it holds another model's weights ({one_line(exc)[:200]})") from None
+        try:
+            self.optimizer.load_state_dict(saved["optimizer"])
+            if self.schedule is not None:
+                self.schedule.load_state_dict(saved["schedule"])
+            self.algorithm.load_state_dict(saved["algorithm"])
+            self.best_acc = float(saved["best_acc"])
+            self.bad_epochs = int(saved["bad_epochs"])
+        except Exception as exc:
+            raise damaged(
+                f"its optimizer or algorithm state does not fit ({one_line(exc)[:200]})"
             ) from None
-        self.state.model.load_state_dict(saved["model"])
-        self.optimizer.load_state_dict(saved["optimizer"])
-        if self.schedule is not None:
-            self.schedule.load_state_dict(saved["schedule"])
-        self.state.labels = saved["labels"].to(self.state.labels.device)
-        self.algorithm.load_state_dict(saved["algorithm"])
-        self.epoch = int(saved["epoch"])
-        self.best_acc = float(saved["best_acc"])
-        self.bad_epochs = int(saved["bad_epochs"])
+        self.state.labels = labels.to(self.state.labels.device)
+        self.epoch = epoch
         self.saved_labels = str(saved["saved_labels"])
+
+
+_STATE_KEYS = (
+    "epoch",
+    "model",
+    "optimizer",
+    "schedule",
+    "labels",
+    "algorithm",
+    "best_acc",
+    "bad_epochs",
+    "saved_labels",
+)
 
 
 def _load_data(config: FinetuneConfig) -> _Data:
@@ -357,10 +414,20 @@ def load_backbone(model: nn.Module, path: str | Path) -> list[str]:
     """Load pretrained weights into every tensor but the classification head.
 
     The head keeps its fresh initialization (its shape usually differs: a new task). Any
-    other missing, unexpected or mis-shaped tensor is an error naming it. Returns the names
-    of the head tensors that were left as initialized.
+    other missing, unexpected or mis-shaped tensor is an error naming it, and so is a NaN or
+    infinite value anywhere in the file. Returns the names of the head tensors that were left
+    as initialized.
     """
-    pretrained = load_checkpoint(path).state
+    backbone, skipped = _backbone_tensors(model, load_checkpoint(path).state, path)
+    model.load_state_dict(backbone, strict=False)
+    return skipped
+
+
+def _backbone_tensors(
+    model: nn.Module, pretrained: Mapping[str, torch.Tensor], path: str | Path
+) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """The pretrained tensors to load into ``model`` (all but its head), checked."""
+    check_finite(pretrained, f"pretrained weights {path}")
     head_prefix = head_name(model) + "."
     own = model.state_dict()
     skipped = [n for n in own if n.startswith(head_prefix)]
@@ -377,8 +444,31 @@ def load_backbone(model: nn.Module, path: str | Path) -> list[str]:
                 f"pretrained weights {path}: {name!r} has shape {tuple(pretrained[name].shape)},"
                 f" the model has {tuple(own[name].shape)}"
             )
-    model.load_state_dict({n: pretrained[n] for n in own if n not in skipped}, strict=False)
-    return skipped
+    return {n: pretrained[n] for n in own if n not in skipped}, skipped
+
+
+def check_runnable(config: FinetuneConfig, memo: dict[Any, Any] | None = None) -> None:
+    """Check everything a run checks before its first step, without training: the datasets
+    load and agree, the model builds (on the meta device: no memory), the pretrained file
+    fits it and is finite, and ``train.freeze`` leaves something to train.
+
+    ``memo`` shares loaded datasets and pretrained files between the configs of a sweep.
+    """
+    memo = {} if memo is None else memo
+    data_key = ("data", json.dumps(config.to_json()["data"], sort_keys=True))
+    if data_key not in memo:
+        memo[data_key] = _load_data(config).train.num_classes
+    kwargs = {**config.model.kwargs, "num_classes": memo[data_key]}
+    with torch.device("meta"):
+        model = build_model(config.model.name, kwargs)
+    if config.model.pretrained:
+        file_key = ("pretrained", config.model.pretrained)
+        if file_key not in memo:
+            memo[file_key] = load_checkpoint(config.model.pretrained).state
+        _backbone_tensors(model, memo[file_key], config.model.pretrained)
+    freeze_first_blocks(model, head_name(model), config.train.freeze)
+    if not any(p.requires_grad for p in model.parameters()):
+        raise OptionError("every parameter is frozen: nothing to train (lower train.freeze)")
 
 
 def _optimizer(config: FinetuneConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:

@@ -24,7 +24,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from genmeasures._device import torch_threads
 from genmeasures._io import atomic_open, atomic_write_json, atomic_write_text
+from genmeasures._pool import worker_pool
 from genmeasures.errors import GenMeasuresError, OptionError
 from genmeasures.matrix_sensing.problem import (
     SensingProblem,
@@ -199,7 +200,7 @@ def _run_parallel(todo: list[RunSpec], runs_dir: Path, jobs: int, bar: tqdm) -> 
     failures = []
     with context.Manager() as manager:
         queue = manager.Queue()
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        with worker_pool(jobs) as pool:
             pending = {pool.submit(_worker, spec, runs_dir, queue): spec for spec in todo}
             while pending:
                 done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)

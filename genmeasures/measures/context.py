@@ -50,16 +50,22 @@ class MeasureContext:
     def n_eval_samples(self) -> int | None:
         return len(self.data) if self.data is not None else None
 
-    def check_needs(self, measure: str, needs: Iterable[str]) -> None:
-        """Raise MeasureError naming what ``measure`` needs and this context lacks."""
+    def missing_inputs(self, needs: Iterable[str]) -> list[str]:
+        """What of ``needs`` this context lacks, each with the option that supplies it."""
+        needs = set(needs)
         missing = []
         if "init" in needs and self.init is None:
             missing.append("an init checkpoint (--init)")
         if "data" in needs and self.data is None:
             missing.append("evaluation data (--data)")
-        if ("model" in needs or "curvature" in needs) and self.model_factory is None:
+        if needs & {"model", "curvature"} and self.model_factory is None:
             missing.append("a model architecture (--model)")
         if "n_train" in needs and self.n_train is None:
             missing.append("the training-set size (--n-train)")
+        return missing
+
+    def check_needs(self, measure: str, needs: Iterable[str]) -> None:
+        """Raise MeasureError naming what ``measure`` needs and this context lacks."""
+        missing = self.missing_inputs(needs)
         if missing:
             raise MeasureError(f"measure {measure!r} needs {' and '.join(missing)}")

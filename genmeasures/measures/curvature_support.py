@@ -64,3 +64,12 @@ def max_sample_loss(setup: CurvatureSetup) -> float:
     fmodel = setup.functional()
     with torch.no_grad():
         return max(float(fmodel.sample_losses(fmodel.params, x, y).max()) for x, y in setup.batches)
+
+
+def max_batch_mean_loss(setup: CurvatureSetup, batch_size: int) -> float:
+    """C as the authors' scripts take it: the largest mean loss of consecutive mini-batches
+    of ``batch_size`` samples (in the evaluation sample's order)."""
+    fmodel = setup.functional()
+    with torch.no_grad():
+        losses = torch.cat([fmodel.sample_losses(fmodel.params, x, y) for x, y in setup.batches])
+    return max(float(chunk.mean()) for chunk in losses.split(batch_size))

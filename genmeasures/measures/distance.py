@@ -18,7 +18,8 @@ from genmeasures.measures.results import LayerValue, MeasureResult
 
 LayersOption = Annotated[
     str | list[str] | None,
-    "name glob(s) of the tensors to use, e.g. 'layer4.*.weight'; default: Conv/Linear weights",
+    "name glob(s) of the tensors to use, e.g. 'layer4.*.weight'; 'all': every parameter; "
+    "default: Conv/Linear weights",
 ]
 
 

@@ -6,7 +6,9 @@ evaluation sample, the model in eval mode.
 
 from __future__ import annotations
 
+import functools
 import math
+from dataclasses import replace
 from typing import Annotated, Literal
 
 from genmeasures.curvature.lanczos import lanczos_eigenvalues
@@ -16,6 +18,7 @@ from genmeasures.errors import OptionError
 from genmeasures.measures.context import MeasureContext
 from genmeasures.measures.curvature_support import CurvatureSetup, curvature_setup, max_sample_loss
 from genmeasures.measures.distance import LayersOption, displacements
+from genmeasures.measures.layers import LayerPattern, select_layers
 from genmeasures.measures.registry import register_measure
 from genmeasures.measures.results import LayerValue, MeasureResult
 
@@ -53,6 +56,24 @@ def batch_traces(setup: CurvatureSetup, batch_size: int, **options) -> list[Trac
     return [estimate_trace(setup, [batch], **options) for batch in setup.regroup(batch_size)]
 
 
+def _reports_layer_set(function):
+    """Add extras ``n_layers`` and ``n_parameters``: the size of the operator, so a table
+    says which layer set was used (compare with PyHessian, whose operator is every parameter).
+    """
+
+    @functools.wraps(function)
+    def measure(ctx: MeasureContext, **options):
+        result = function(ctx, **options)
+        names = select_layers(ctx.weights, _layers_for(options["backend"], options["layers"]))
+        counts = {
+            "n_layers": float(len(names)),
+            "n_parameters": float(sum(ctx.weights[n].numel() for n in names)),
+        }
+        return replace(result, extras={**result.extras, **counts})
+
+    return measure
+
+
 @register_measure(
     "hessian_trace",
     summary="Tr(H) of the mean loss (Hutchinson/Hutch++/exact) with stderr; per-layer Tr(H_ii)",
@@ -60,6 +81,7 @@ def batch_traces(setup: CurvatureSetup, batch_size: int, **options) -> list[Trac
     needs=CURVATURE_NEEDS,
     stochastic=True,
 )
+@_reports_layer_set
 def hessian_trace(
     ctx: MeasureContext,
     *,
@@ -83,8 +105,9 @@ def hessian_trace(
     ``reduce=max_batch`` is the reference-code variant: the trace of each mini-batch's mean
     loss, maximum over mini-batches (``mean_batch``: their mean).
     """
-    _check_positive(rtol=rtol, max_matvecs=max_matvecs, batch_size=batch_size)
-    with curvature_setup(ctx, layers) as setup:
+    _check_positive(max_matvecs=max_matvecs, batch_size=batch_size)
+    _check_non_negative(rtol=rtol)
+    with curvature_setup(ctx, _layers_for(backend, layers)) as setup:
         if backend == "pyhessian":
             return _pyhessian_trace(setup, rtol=rtol, max_matvecs=max_matvecs, reduce=reduce)
         groups = setup.batches if reduce == "full" else None
@@ -169,8 +192,11 @@ def _pyhessian_trace(setup: CurvatureSetup, *, rtol, max_matvecs, reduce) -> Mea
     paper="Lanczos 1950; the NSO paper's sharpness measure (Zhang, Li & Ju, TMLR 2024)",
     needs=CURVATURE_NEEDS,
     stochastic=True,
-    version=2,  # 2: stops on the gap-refined eigenvalue error, not the residual
+    # 2: stops on the gap-refined eigenvalue error, not the residual; 3: both error bars carry
+    # the rounding floor 32 eps ||H||, which also stops a run whose error has reached it
+    version=3,
 )
+@_reports_layer_set
 def hessian_eigenvalue(
     ctx: MeasureContext,
     *,
@@ -194,12 +220,15 @@ def hessian_eigenvalue(
     ``eigenvalue_2``..``eigenvalue_k`` the next ones. ``stderr`` holds the first value's error
     as judged by ``stop``: the gap-refined estimate min(r, r^2/gap) (Kato-Temple, the Ritz gap
     for the spectral gap) or the residual bound r = ||H y - theta y||, within which an
-    eigenvalue of H lies (always in the extra ``residual_bound``). These are
+    eigenvalue of H lies (always in the extra ``residual_bound``), each plus the rounding floor
+    32 eps ||H|| (eps of the model's dtype: the products H v are rounded, which r cannot see);
+    an error at the floor counts as converged whatever ``rtol`` asks. These are
     eigenvalues of H itself, not of the largest magnitude (power iteration's answer, which can
     be negative). With ``per_layer``, layer rows hold the top eigenvalue of each block H_ii.
     """
-    _check_positive(k=k, rtol=rtol, max_matvecs=max_matvecs)
-    with curvature_setup(ctx, layers) as setup:
+    _check_positive(k=k, max_matvecs=max_matvecs)
+    _check_non_negative(rtol=rtol)
+    with curvature_setup(ctx, _layers_for(backend, layers)) as setup:
         if backend == "pyhessian":
             return _pyhessian_eigenvalues(
                 setup, k=k, which=which, per_layer=per_layer, rtol=rtol, max_matvecs=max_matvecs
@@ -293,7 +322,8 @@ def pacbayes_trace_bound(
     separately; v_i = W_i - W_i^(0); n = training-set size. Per-layer rows hold
     max_b Tr(H_ii^(b)). Negative trace sums are clipped at 0 before the square root.
     """
-    _check_positive(batch_size=batch_size, rtol=rtol, max_matvecs=max_matvecs)
+    _check_positive(batch_size=batch_size, max_matvecs=max_matvecs)
+    _check_non_negative(rtol=rtol)
     with curvature_setup(ctx, layers) as setup:
         estimates = batch_traces(
             setup,
@@ -322,3 +352,19 @@ def _check_positive(**values: float) -> None:
     for name, value in values.items():
         if not value > 0:
             raise OptionError(f"option {name!r} must be positive, got {value!r}")
+
+
+def _check_non_negative(**values: float) -> None:
+    """rtol = 0 is allowed: it spends the whole budget (as PyHessian's tol=0)."""
+    for name, value in values.items():
+        if not value >= 0:
+            raise OptionError(f"option {name!r} must not be negative, got {value!r}")
+
+
+def _layers_for(backend: str, layers: LayerPattern) -> LayerPattern:
+    """PyHessian's operator is the Hessian in every parameter of the model: with
+    ``backend=pyhessian`` and no ``layers`` the layers are all of them (an explicit subset is
+    honoured: the adapted PyHessian differentiates the parameters it is given)."""
+    if backend == "pyhessian" and layers is None:
+        return "all"
+    return layers

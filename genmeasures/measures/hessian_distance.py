@@ -8,9 +8,13 @@ block of layer i for one sample's loss,
     hessian_bound    = sqrt(C) * sum_i sqrt(calH_i) / sqrt(n),
 
 C the largest per-sample loss over S and n the training-set size. The options reproduce the
-variants people compute; ``preset=published`` is the authors' script: the raw (not positive
-part) quadratic form of the whole Hessian per layer, <(H v)_i, v_i>, the maximum over
-mini-batches of 4 of the batch-mean quantity, and the new head's displacement from zero.
+variants people compute; ``preset=published`` is the authors' script
+(VirtuosoResearch/Robust-Fine-Tuning, ``compute_hessian_measures.py`` with
+``utils/hessian.py``): their layers (a ResNet's Conv2d modules named ``conv*`` plus the head,
+so no downsample convolutions; see :func:`~genmeasures.measures.layers.published_layer_names`),
+the raw (not positive part) quadratic form of the Hessian over those layers jointly,
+<(H v)_i, v_i>, the maximum over mini-batches of 4 of the batch-mean quantity, the new head's
+displacement from zero, and C the largest mini-batch mean loss.
 """
 
 from __future__ import annotations
@@ -25,8 +29,14 @@ import torch
 from genmeasures.curvature.persample import bilinear_ggn, bilinear_hessian, positive_part_form
 from genmeasures.errors import OptionError
 from genmeasures.measures.context import MeasureContext
-from genmeasures.measures.curvature_support import CurvatureSetup, curvature_setup, max_sample_loss
+from genmeasures.measures.curvature_support import (
+    CurvatureSetup,
+    curvature_setup,
+    max_batch_mean_loss,
+    max_sample_loss,
+)
 from genmeasures.measures.distance import LayersOption
+from genmeasures.measures.layers import published_layer_names
 from genmeasures.measures.registry import register_measure
 from genmeasures.measures.results import LayerValue, MeasureResult
 
@@ -36,6 +46,7 @@ PUBLISHED = {
     "reduce": "max_batch",
     "batch_size": 4,
     "head_reference": "zero",
+    "max_loss": "batch",
 }
 DEFAULTS = {
     "curvature": "psd",
@@ -43,6 +54,7 @@ DEFAULTS = {
     "reduce": "max_sample",
     "batch_size": 4,
     "head_reference": "init",
+    "max_loss": "sample",
 }
 
 
@@ -63,6 +75,7 @@ def layer_curvatures(
     reduce: str,
     batch_size: int,
     head_reference: str,
+    max_loss: str,
     layers: Any,
     exact_max_dim: int,
     quadrature_steps: int,
@@ -73,7 +86,9 @@ def layer_curvatures(
     part of the block Hessian (psd), the block Hessian (hessian) or the block Gauss-Newton
     matrix (ggn); with ``blocks=joint`` it is <(A(x_j) v)_i, v_i> over the whole matrix.
     ``max_sample``: max_j q_ij; ``mean``: mean_j q_ij; ``max_batch``: the maximum over
-    consecutive mini-batches of ``batch_size`` of the mini-batch mean of q_ij.
+    consecutive mini-batches of ``batch_size`` of the mini-batch mean of q_ij. C is the
+    largest per-sample loss (``max_loss=sample``) or the largest mini-batch mean loss
+    (``batch``, mini-batches of ``batch_size``).
     """
     if curvature == "psd" and blocks == "joint":
         raise OptionError("curvature=psd is defined per layer block; use blocks=layer")
@@ -90,7 +105,12 @@ def layer_curvatures(
             setup, direction, curvature, blocks, exact_max_dim, quadrature_steps
         )
         values = {name: _reduce(q, reduce, batch_size) for name, q in per_sample.items()}
-        return LayerCurvatures(values, max_sample_loss(setup), products)
+        largest = (
+            max_sample_loss(setup)
+            if max_loss == "sample"
+            else max_batch_mean_loss(setup, batch_size)
+        )
+        return LayerCurvatures(values, largest, products)
 
 
 def _displacements(setup: CurvatureSetup, head_reference: str) -> dict[str, torch.Tensor]:
@@ -191,10 +211,15 @@ HeadOption = Annotated[
     Literal["init", "zero"],
     "displacement of the new head from its init (default) or from zero (reference code)",
 ]
+MaxLossOption = Annotated[
+    Literal["sample", "batch"],
+    "C: the largest per-sample loss (paper) or the largest mini-batch mean loss (reference)",
+]
 PresetOption = Annotated[
     Literal["none", "published"],
-    "published: curvature=hessian, blocks=joint, reduce=max_batch, batch_size=4, "
-    "head_reference=zero (the authors' script)",
+    "published: the authors' script: curvature=hessian, blocks=joint, reduce=max_batch, "
+    "batch_size=4, head_reference=zero, max_loss=batch and their layers (Conv2d named conv* "
+    "+ head; transformers: every linear map but the embeddings)",
 ]
 
 
@@ -209,6 +234,7 @@ def _make_measure(as_bound: bool):
         reduce: ReduceOption = "max_sample",
         batch_size: Annotated[int, "mini-batch size for reduce=max_batch"] = 4,
         head_reference: HeadOption = "init",
+        max_loss: MaxLossOption = "sample",
         preset: PresetOption = "none",
         exact_max_dim: Annotated[int, "psd: exact eigendecomposition up to this size"] = 512,
         quadrature_steps: Annotated[int, "psd: Lanczos quadrature steps above it"] = 30,
@@ -220,8 +246,13 @@ def _make_measure(as_bound: bool):
             "reduce": reduce,
             "batch_size": batch_size,
             "head_reference": head_reference,
+            "max_loss": max_loss,
         }
         resolved = _resolve_preset(preset, chosen)
+        if preset == "published":
+            if layers is not None:
+                raise OptionError("preset=published fixes the layers; do not also set layers")
+            layers = published_layer_names(ctx.model)
         for key, value in (
             ("batch_size", resolved["batch_size"]),
             ("exact_max_dim", exact_max_dim),
@@ -249,8 +280,14 @@ def _make_measure(as_bound: bool):
             LayerValue(name, value, extras={"sqrt_scaled": scale * math.sqrt(max(value, 0.0))})
             for name, value in curvatures.values.items()
         )
+        # The table's options column shows what was computed, a preset's values included.
+        computed = {**resolved, "layers": layers} if preset != "none" else {}
         return MeasureResult(
-            value=scale * distance, layers=rows, extras=extras, n_matvecs=curvatures.n_products
+            value=scale * distance,
+            layers=rows,
+            extras=extras,
+            n_matvecs=curvatures.n_products,
+            options=computed,
         )
 
     return measure
@@ -275,7 +312,8 @@ _bound_measure = _make_measure(as_bound=True)
 _bound_measure.__doc__ = """sqrt(C) * sum_i sqrt(calH_i) / sqrt(n) (Ju, Li & Zhang, ICML 2022).
 
     The term the paper compares with the observed generalization gap: C the largest
-    per-sample loss over S (as the authors' scripts), n the training-set size. Extras:
+    per-sample loss over S (``max_loss=sample``, the paper's definition; the authors' scripts
+    take the largest mini-batch mean loss, ``max_loss=batch``), n the training-set size. Extras:
     ``hessian_distance`` and ``max_loss``; per-layer rows hold calH_i with extra
     ``sqrt_scaled`` = sqrt(C calH_i / n), the layer's share of the bound.
     """

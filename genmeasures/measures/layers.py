@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from fnmatch import fnmatchcase
 
 import torch
+from torch import nn
 
 from genmeasures.errors import OptionError
 
@@ -31,7 +32,14 @@ def default_layer_names(state: Mapping[str, torch.Tensor]) -> list[str]:
 
 
 def select_layers(state: Mapping[str, torch.Tensor], pattern: LayerPattern = None) -> list[str]:
-    """Names of the selected layers in network (state-dict) order."""
+    """Names of the selected layers in network (state-dict) order.
+
+    ``None``: the default (Conv/Linear weights); ``"all"``: every floating tensor but
+    normalization running statistics, i.e. every parameter (PyHessian's operator; the same as
+    the glob ``"*"``); otherwise name globs.
+    """
+    if pattern == "all":
+        pattern = "*"
     if pattern is None:
         names = default_layer_names(state)
         if not names:
@@ -50,3 +58,35 @@ def select_layers(state: Mapping[str, torch.Tensor], pattern: LayerPattern = Non
             f"layer glob {pattern!r} matches no parameter (names look like: {examples}, ...)"
         )
     return names
+
+
+def published_layer_names(model: nn.Module) -> list[str]:
+    """The layers Ju, Li & Zhang's published scripts measure (``get_layers`` in their
+    ``utils/hessian.py``), as state-dict names of weights (biases are never included).
+
+    On a convolutional network: every ``nn.Conv2d`` (exactly that type) whose module name
+    contains ``conv``, plus the classification head; so a ResNet's ``downsample``
+    convolutions are left out. On a transformer (a model with ``nn.MultiheadAttention``):
+    every linear map but the embeddings -- the attention's query/key/value projections (one
+    fused ``in_proj_weight`` in torchvision's layout, three ``nn.Linear`` in the authors'), its
+    output projection, the MLP layers and the head; the patch embedding is left out.
+    """
+    from genmeasures.models import head_name
+
+    head = head_name(model)
+    transformer = any(isinstance(m, nn.MultiheadAttention) for m in model.modules())
+    chosen = set()
+    for name, module in model.named_modules():
+        prefix = f"{name}." if name else ""
+        if name == head:
+            chosen.add(f"{prefix}weight")
+        elif transformer:
+            if isinstance(module, nn.Linear):
+                chosen.add(f"{prefix}weight")
+            elif isinstance(module, nn.MultiheadAttention):
+                for attr in ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight"):
+                    if getattr(module, attr, None) is not None:
+                        chosen.add(f"{prefix}{attr}")
+        elif type(module) is nn.Conv2d and "conv" in name:
+            chosen.add(f"{prefix}weight")
+    return [name for name in model.state_dict() if name in chosen]

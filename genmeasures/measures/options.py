@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, get_args, get_origin
 
-from genmeasures._coerce import TypeMismatch, coerce, describe_type
+from genmeasures._coerce import TypeMismatch, coerce, describe_mismatch, describe_type
 from genmeasures.errors import OptionError
 
 
@@ -35,7 +35,7 @@ class OptionSpec:
             return coerce(value, self.annotation)
         except TypeMismatch:
             raise OptionError(
-                f"option {self.name!r} of {owner} must be {self.type_name}, got {value!r}"
+                f"option {self.name!r} of {owner} {describe_mismatch(value, self.annotation)}"
             ) from None
 
 

@@ -66,7 +66,8 @@ class MeasureSpec:
         return replace(
             result,
             measure=self.name,
-            options=resolved,
+            # A measure may report options it resolved itself (a preset's values).
+            options={**resolved, **result.options},
             seconds=seconds,
             seed=ctx.seed if self.stochastic else None,
             n_samples=ctx.n_eval_samples if "data" in self.needs else None,

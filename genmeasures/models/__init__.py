@@ -9,10 +9,14 @@ head in ``model.head_name``.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import inspect
+import os
 import re
+import sys
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from torch import nn
@@ -37,7 +41,8 @@ ModelFactory = Callable[..., nn.Module]
 
 MODELS: Registry[ModelFactory] = Registry("model")
 
-_IMPORT_SPEC = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+_ATTRIBUTES = r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*"
+_IMPORT_SPEC = re.compile(rf"^{_ATTRIBUTES}:{_ATTRIBUTES}$")
 
 
 def register_model(name: str) -> Callable[[ModelFactory], ModelFactory]:
@@ -78,25 +83,67 @@ def _accepted_kwargs(factory: Callable[..., Any]) -> tuple[list[str], bool] | No
 
 
 def _resolve_import(spec: str) -> ModelFactory:
-    if not _IMPORT_SPEC.match(spec):
-        raise ModelError(f"model {spec!r} is not a valid import spec 'package.module:function'")
-    module_name, _, attr_path = spec.partition(":")
-    try:
-        obj: Any = importlib.import_module(module_name)
-    except Exception as exc:
+    """The factory an import spec names: ``package.module:function`` (imported with the
+    current directory on the path, as ``python -c`` would) or ``path/to/file.py:function``."""
+    path_text, _, attr_path = spec.rpartition(":")
+    if path_text.endswith(".py") and re.fullmatch(_ATTRIBUTES, attr_path):
+        obj = _import_file(spec, Path(path_text))
+    elif _IMPORT_SPEC.match(spec):
+        module_name, _, attr_path = spec.partition(":")
+        obj = _import_module(spec, module_name)
+    else:
         raise ModelError(
-            f"model {spec!r}: cannot import module {module_name!r} ({_one_line(exc)})"
-        ) from exc
+            f"model {spec!r} is not a valid import spec 'package.module:function' or "
+            "'path/to/file.py:function'"
+        )
     for attr in attr_path.split("."):
         try:
             obj = getattr(obj, attr)
         except AttributeError:
             raise ModelError(
-                f"model {spec!r}: module {module_name!r} has no attribute {attr_path!r}"
+                f"model {spec!r}: {path_text!r} has no attribute {attr_path!r}"
             ) from None
     if not callable(obj):
         raise ModelError(f"model {spec!r}: {attr_path!r} is not callable")
     return obj
+
+
+def _import_module(spec: str, module_name: str) -> Any:
+    cwd = os.getcwd()
+    added = cwd not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        return importlib.import_module(module_name)
+    except Exception as exc:
+        raise ModelError(
+            f"model {spec!r}: cannot import module {module_name!r} ({_one_line(exc)})"
+        ) from exc
+    finally:
+        if added:
+            sys.path.remove(cwd)
+
+
+def _import_file(spec: str, path: Path) -> Any:
+    import importlib.util
+
+    if not path.is_file():
+        raise ModelError(f"model {spec!r}: no such file {path}")
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
+    name = f"genmeasures_user_model_{digest}"
+    if name in sys.modules:
+        return sys.modules[name]
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise ModelError(f"model {spec!r}: cannot load {path} as a Python module")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[name]
+        raise ModelError(f"model {spec!r}: importing {path} failed ({_one_line(exc)})") from exc
+    return module
 
 
 def build_model(
@@ -104,8 +151,9 @@ def build_model(
 ) -> nn.Module:
     """Build the model registered as ``name`` with keyword arguments ``kwargs``.
 
-    ``name`` may also be an import spec ``package.module:function`` naming a factory; it is
-    imported and called only when ``allow_import=True`` (it runs user code). Unknown registered
+    ``name`` may also be an import spec ``package.module:function`` (found on the path or in
+    the current directory) or ``path/to/file.py:function`` naming a factory; it is imported
+    and called only when ``allow_import=True`` (it runs user code). Unknown registered
     names raise the registry's ``OptionError``; every other failure raises a one-line
     ``ModelError`` naming the model.
     """

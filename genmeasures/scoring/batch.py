@@ -23,11 +23,13 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from genmeasures._device import Device, resolve_device
+from genmeasures._io import check_output_dir, sha256_json
 from genmeasures.checkpoints import (
     Checkpoint,
     ModelSpec,
     check_finite,
     check_matches_init,
+    describe_difference,
     find_run_files,
     is_run_dir,
     load_checkpoint,
@@ -39,7 +41,14 @@ from genmeasures.checkpoints.run import (
     read_labels,
 )
 from genmeasures.data.evalset import EvaluationSet
-from genmeasures.errors import CheckpointError, GenMeasuresError, ModelError, OptionError
+from genmeasures.errors import (
+    CheckpointError,
+    ModelError,
+    OptionError,
+    describe_failure,
+    describe_os_error,
+    is_bad_input,
+)
 from genmeasures.measures import (
     MeasureContext,
     MeasureResult,
@@ -56,7 +65,15 @@ from genmeasures.scoring.engine import (
     uses_model,
 )
 
-CHECKPOINT_COLUMNS = ["checkpoint", "run", "epoch", "tag", "n_train"]
+CHECKPOINT_COLUMNS = [
+    "checkpoint",
+    "run",
+    "epoch",
+    "tag",
+    "n_train",
+    "tensor_order",
+    "init_head",
+]
 
 
 @dataclass(frozen=True)
@@ -83,12 +100,19 @@ class ScoreReport:
     # Warnings raised while computing (e.g. a budget that ran out), one entry per measure and
     # kind of message: [count, first message].
     warnings: dict[tuple[str, str], list] = field(default_factory=dict)
+    # Measures of the default selection left out because an input is missing:
+    # (measure, what it lacks) -> number of checkpoints.
+    skipped: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def notes(self) -> list[str]:
-        """One line per measure and kind of warning, with how often it was raised."""
+        """One line per measure and kind of warning, with how often it was raised, and one
+        per measure of the default selection that was skipped, with the reason."""
         return [
             f"{measure}: {count} time(s): {example}"
             for (measure, _), (count, example) in self.warnings.items()
+        ] + [
+            f"{measure} skipped on {count} checkpoint(s): it needs {lacking}"
+            for (measure, lacking), count in self.skipped.items()
         ]
 
     def merge(self, other: ScoreReport) -> None:
@@ -100,6 +124,8 @@ class ScoreReport:
         for key, (count, example) in other.warnings.items():
             entry = self.warnings.setdefault(key, [0, example])
             entry[0] += count
+        for key, count in other.skipped.items():
+            self.skipped[key] = self.skipped.get(key, 0) + count
 
     @property
     def ok(self) -> bool:
@@ -161,13 +187,21 @@ def score_checkpoints(
     """
     if select not in ("all", "last", "best"):
         raise OptionError(f"unknown checkpoint selection {select!r}; valid: all, last, best")
-    requests = resolve_requests(measures or default_measures(with_data=data is not None))
+    # By default every measure is asked for, and each checkpoint skips (and reports) those
+    # whose inputs it lacks: a run directory records its dataset, a plain file may not.
+    by_default = not measures
+    requests = resolve_requests(measures or [spec.name for spec in list_measures()])
     device = resolve_device(device)
-    cache = ResultCache(cache_dir or default_cache_dir()) if use_cache else None
+    cache = None
+    if use_cache:
+        root = check_output_dir(cache_dir or default_cache_dir(), "cache folder", OptionError)
+        cache = ResultCache(root)
     report = ScoreReport(table=pd.DataFrame())
     items = _expand(paths, init, report.failures, select)
     explicit_init = _load_valid_init(Path(init)) if init is not None else None
     loader = _Loader(explicit_init, data, n_samples, seed, batch_size)
+    if data is not None and uses_data(requests):
+        loader.data(None, None)  # the user's --data serves every checkpoint: load it now
 
     bar = tqdm(
         total=len(items) * len(requests),
@@ -177,7 +211,17 @@ def score_checkpoints(
         file=sys.stderr,
     )
     scorer = _Scorer(
-        requests, loader, model, device, n_train, seed, allow_import, cache, report, only_cached
+        requests,
+        loader,
+        model,
+        device,
+        n_train,
+        seed,
+        allow_import,
+        cache,
+        report,
+        only_cached,
+        by_default,
     )
     rows: list[dict[str, Any]] = []
     with bar:
@@ -186,8 +230,10 @@ def score_checkpoints(
             done_before = bar.n
             try:
                 rows += scorer.score(item, bar)
-            except GenMeasuresError as exc:
-                report.failures.append(ScoreFailure(str(item.checkpoint), str(exc)))
+            except Exception as exc:  # one bad checkpoint never costs the others
+                if not is_bad_input(exc):
+                    raise
+                report.failures.append(ScoreFailure(str(item.checkpoint), describe_failure(exc)))
             bar.update(done_before + len(requests) - bar.n)
     report.table = _to_table(rows)
     return report
@@ -207,19 +253,26 @@ class _Scorer:
     cache: ResultCache | None
     report: ScoreReport
     only_cached: bool = False
+    by_default: bool = False  # the measures are the default selection, not the user's
 
     def score(self, item: _Item, bar: tqdm) -> list[dict[str, Any]]:
         init = self.loader.init(item.init)
         ckpt = load_checkpoint(item.checkpoint)
         check_finite(ckpt.state, str(ckpt.path))
+        spec, may_import = self._model_spec(ckpt, init)
+        init_state, init_head = None, ""
         if init is not None:
-            check_matches_init(ckpt.state, init.state, str(ckpt.path))
-        spec = self.model_spec or ckpt.meta.model or (init.meta.model if init else None)
-        weights = _in_network_order(ckpt, spec, self.allow_import)
-        init_weights = _in_network_order(init, spec, self.allow_import) if init else None
+            init_state, init_head = _init_with_head(ckpt.state, init.state, spec, may_import)
+            check_matches_init(ckpt.state, init_state, str(ckpt.path))
+        weights, order = _in_network_order(ckpt.state, ckpt.order, spec, may_import)
+        init_weights = (
+            _in_network_order(init_state, "recorded", spec, may_import)[0]
+            if init_state is not None
+            else None
+        )
         n_train = self.n_train if self.n_train is not None else ckpt.meta.n_train
         evaluation = self.loader.data(ckpt, item.run) if uses_data(self.requests) else None
-        factory = _model_factory(ckpt, spec, self.device, self.allow_import) if spec else None
+        factory = _model_factory(ckpt, spec, self.device, may_import) if spec else None
         ctx = MeasureContext(
             weights=weights,
             init=init_weights,
@@ -240,19 +293,45 @@ class _Scorer:
             "data": evaluation.fingerprint if evaluation is not None else None,
             "n_samples": len(evaluation) if evaluation is not None else None,
             "model": spec.to_json() if spec else None,
+            # Per-layer results follow the tensor order (layerwise_distance's depth slope).
+            "order": sha256_json(list(weights)),
             "device": self.device.type,
             "seed": self.seed,
             "n_train": n_train,
         }
         columns = _checkpoint_columns(ckpt, item.run, n_train)
+        columns["tensor_order"] = order
+        columns["init_head"] = init_head
         rows = []
         for measure, options in self.requests:
             bar.set_description_str(measure.name, refresh=True)
-            result = self._result(measure, options, ctx, digests)
+            lacking = ctx.missing_inputs(measure.needs) if self.by_default else []
+            if lacking:
+                key = (measure.name, " and ".join(lacking))
+                self.report.skipped[key] = self.report.skipped.get(key, 0) + 1
+                result = None
+            else:
+                result = self._result(measure, options, ctx, digests)
             if result is not None:
                 rows += [{**columns, **row} for row in result.rows()]
             bar.update()
         return rows
+
+    def _model_spec(
+        self, ckpt: Checkpoint, init: Checkpoint | None
+    ) -> tuple[ModelSpec | None, bool]:
+        """The architecture and whether it may import code: only the user's own ``--model``
+        may (with ``--allow-import``); a factory named inside a file is never imported."""
+        if self.model_spec is not None:
+            return self.model_spec, self.allow_import
+        spec = ckpt.meta.model or (init.meta.model if init else None)
+        if spec is not None and ":" in spec.name:
+            raise ModelError(
+                f"{ckpt.path} names the model factory {spec.name!r}; genmeasures never imports "
+                "code named inside a checkpoint or run directory. If it is your own code, pass "
+                f"it yourself: --model '{spec.name}' --allow-import"
+            )
+        return spec, False
 
     def _result(
         self, measure: MeasureSpec, options: dict, ctx: MeasureContext, digests: dict
@@ -273,8 +352,10 @@ class _Scorer:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 result = measure(ctx, **options)
-        except GenMeasuresError as exc:
-            failure = ScoreFailure(f"{ctx.source} [{measure.name}]", str(exc))
+        except Exception as exc:  # one failing measure never costs the checkpoint's others
+            if not is_bad_input(exc):
+                raise
+            failure = ScoreFailure(f"{ctx.source} [{measure.name}]", describe_failure(exc))
             self.report.failures.append(failure)
             return None
         for warning in caught:
@@ -286,7 +367,14 @@ class _Scorer:
             entry[0] += 1
         self.report.computed += 1
         if cacheable:
-            self.cache.put(key, result)
+            try:
+                self.cache.put(key, result)
+            except OSError as exc:  # a read-only or full cache: go on without it
+                self.report.warnings.setdefault(
+                    ("cache", "unwritable"),
+                    [0, f"results are not cached: cannot write {describe_os_error(exc)}"],
+                )[0] += 1
+                self.cache = None
         return result
 
 
@@ -316,15 +404,15 @@ class _Loader:
             self._inits[path] = _load_valid_init(path)
         return self._inits[path]
 
-    def data(self, ckpt: Checkpoint, run: Path | None) -> EvaluationSet | None:
+    def data(self, ckpt: Checkpoint | None, run: Path | None) -> EvaluationSet | None:
         """The evaluation sample: ``--data``, or the dataset the checkpoint was trained on,
         with the labels it was trained on (noisy or corrected) when the run stored them.
         """
         recorded = self._data is None
-        spec = ckpt.meta.data if recorded else self._data
+        spec = (ckpt.meta.data if ckpt else None) if recorded else self._data
         if spec is None:
             return None
-        labels = ckpt.meta.labels if recorded and run is not None else None
+        labels = ckpt.meta.labels if ckpt and recorded and run is not None else None
         key = (os.fspath(spec), str(run) if labels else "", labels or "")
         if key not in self._datasets:
             from genmeasures.data import load_dataset
@@ -371,8 +459,10 @@ def _expand(
                 raise CheckpointError(f"no such checkpoint: {path}")
             else:
                 items.append(_Item(path, None if init else _init_beside(path), _run_of(path)))
-        except GenMeasuresError as exc:
-            failures.append(ScoreFailure(str(path), str(exc)))
+        except Exception as exc:
+            if not is_bad_input(exc):
+                raise
+            failures.append(ScoreFailure(str(path), describe_failure(exc)))
     return items
 
 
@@ -393,24 +483,70 @@ def _init_beside(path: Path) -> Path:
 
 
 def _in_network_order(
-    ckpt: Checkpoint, spec: ModelSpec | None, allow_import: bool
-) -> Mapping[str, torch.Tensor]:
-    """The checkpoint's tensors in the model's state-dict order.
+    state: Mapping[str, torch.Tensor], order: str, spec: ModelSpec | None, allow_import: bool
+) -> tuple[Mapping[str, torch.Tensor], str]:
+    """The tensors in the order per-layer results use, and where that order comes from.
 
-    Foreign safetensors files do not record it; the model is then built on the meta device
-    (no memory, no compute) just to read its order.
+    A known model's own state-dict order comes first (``"model"``; the model is built on the
+    meta device: no memory, no compute); without one, a file's recorded network order
+    (``"recorded"``) or a foreign safetensors file's header order (``"file"``), as ``order``
+    says. Never the order a reader happens to return, which for safetensors differs between
+    processes.
     """
-    if ckpt.ordered or spec is None:
-        return ckpt.state
+    if spec is None:
+        return state, order
+    own = _state_names(spec, allow_import)
+    if set(own) != set(state):
+        return state, order  # a mismatch is reported when the model is loaded
+    return {name: state[name] for name in own}, "model"
+
+
+def _state_names(spec: ModelSpec, allow_import: bool) -> list[str]:
     from genmeasures.models import build_model
 
     with torch.device("meta"):
-        order = list(
+        return list(
             build_model(spec.name, dict(spec.kwargs), allow_import=allow_import).state_dict()
         )
-    if set(order) != set(ckpt.state):
-        return ckpt.state  # a mismatch is reported when the model is loaded
-    return {name: ckpt.state[name] for name in order}
+
+
+def _init_with_head(
+    state: Mapping[str, torch.Tensor],
+    init: Mapping[str, torch.Tensor],
+    spec: ModelSpec | None,
+    allow_import: bool,
+) -> tuple[Mapping[str, torch.Tensor], str]:
+    """The init to measure from, and how its head was taken (``init_head`` column).
+
+    When the init is the pretrained file a run started from (a torchvision ImageNet file), its
+    head has another shape than the fine-tuned model's new head. If the head is all that
+    differs, the backbone comes from the file and the new head is measured from zero, as the
+    papers' scripts do (``"zero"``). That needs the checkpoint to fit its model exactly, so
+    that the difference is the init's new head and not a damaged checkpoint; otherwise the
+    init is used as it is (``"init"``) and a mismatch is reported.
+    """
+    same = set(state) == set(init) and all(state[n].shape == init[n].shape for n in state)
+    if same or spec is None:
+        return init, "init"
+    from genmeasures.models import build_model, head_name
+
+    with torch.device("meta"):
+        model = build_model(spec.name, dict(spec.kwargs), allow_import=allow_import)
+    own = model.state_dict()
+    fits = set(own) == set(state) and all(own[n].shape == state[n].shape for n in own)
+    if not fits:  # the checkpoint itself is off: not a new head, a mismatch to report
+        return init, "init"
+    prefix = head_name(model) + "."
+    differing = {
+        n
+        for n in set(state) | set(init)
+        if n not in state or n not in init or state[n].shape != init[n].shape
+    }
+    if not all(n.startswith(prefix) and n in state for n in differing):
+        return init, "init"
+    return {
+        n: torch.zeros_like(t) if n.startswith(prefix) else init[n] for n, t in state.items()
+    }, "zero"
 
 
 def _model_factory(
@@ -421,14 +557,18 @@ def _model_factory(
 
         kwargs = dict(spec.kwargs)
         model = build_model(spec.name, kwargs, allow_import=allow_import)
-        try:
-            model.load_state_dict(dict(ckpt.state), strict=True)
-        except RuntimeError as exc:
-            first = str(exc).splitlines()[0] if str(exc) else "state dict mismatch"
-            detail = " ".join(str(exc).split())[:300]
-            raise ModelError(
-                f"{ckpt.path} does not fit model {spec.name!r} {kwargs}: {first} {detail}"
-            ) from None
+        own = model.state_dict()
+        difference = describe_difference(list(own), list(ckpt.state), "the model", "the file")
+        shapes = [
+            f"{name!r} is {tuple(ckpt.state[name].shape)} in the file, "
+            f"{tuple(own[name].shape)} in the model"
+            for name in own
+            if name in ckpt.state and ckpt.state[name].shape != own[name].shape
+        ]
+        if difference or shapes:
+            detail = difference or f"{len(shapes)} shape(s) differ: {shapes[0]}"
+            raise ModelError(f"{ckpt.path} does not fit model {spec.name!r} {kwargs}: {detail}")
+        model.load_state_dict(dict(ckpt.state), strict=True)
         return model.to(device)
 
     return build
@@ -448,7 +588,10 @@ def _checkpoint_columns(ckpt: Checkpoint, run: Path | None, n_train: int | None)
         metrics["gap_loss"] = metrics["test_loss"] - metrics["train_loss"]
     if "gap_acc" not in metrics and _has(metrics, "train_acc", "test_acc"):
         metrics["gap_acc"] = metrics["train_acc"] - metrics["test_acc"]
-    columns.update(metrics)
+    # A recorded metric named like a table column (the epoch's training 'seconds' against the
+    # measure's) keeps its value under 'recorded_NAME'.
+    reserved = set(CHECKPOINT_COLUMNS) | set(RESULT_COLUMNS)
+    columns.update({f"recorded_{k}" if k in reserved else k: v for k, v in metrics.items()})
     for key, value in flatten_config(meta.config).items():
         columns.setdefault(key, value)
     return columns

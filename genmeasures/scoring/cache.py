@@ -1,8 +1,9 @@
 """A content-addressed cache of measure results.
 
 The key hashes everything a result depends on: the bytes of the checkpoint and of its init,
-the measure's name, version and options, and (only for measures that read them) the data's
-fingerprint and sample size, the model spec, the device type, the seed and n_train. Each
+the measure's name, version and options, the model spec and the tensor order (which fix the
+order of per-layer results), and (only for measures that read them) the data's fingerprint
+and sample size, the device type, the seed and n_train. Each
 result is one small JSON file written atomically as soon as it is computed, so an interrupted
 run resumes where it stopped and a rerun of an unchanged sweep computes nothing.
 """
@@ -18,7 +19,7 @@ from typing import Any
 from genmeasures._io import atomic_write_json, sha256_json
 from genmeasures.measures import MeasureResult, MeasureSpec
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 def default_cache_dir() -> Path:
@@ -37,7 +38,10 @@ def result_key(spec: MeasureSpec, options: Mapping[str, Any], inputs: Mapping[st
         "init": inputs.get("init") if "init" in needs else None,
         "data": inputs.get("data") if "data" in needs else None,
         "n_samples": inputs.get("n_samples") if "data" in needs else None,
-        "model": inputs.get("model") if needs & {"model", "data", "curvature"} else None,
+        # The model spec and the tensor order it fixes change per-layer results of every
+        # measure, weight-space ones included.
+        "model": inputs.get("model"),
+        "order": inputs.get("order"),
         "device": inputs.get("device") if needs & {"model", "data", "curvature"} else None,
         "seed": inputs.get("seed") if spec.stochastic else None,
         "n_train": inputs.get("n_train") if "n_train" in needs else None,

@@ -7,10 +7,28 @@ from pathlib import Path
 
 import pandas as pd
 
-from genmeasures._io import atomic_write_text, atomic_write_with
+from genmeasures._io import atomic_write_text, atomic_write_with, check_output_file
 from genmeasures.errors import DataError, OptionError
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".json")
+
+
+def check_table_path(path: str | os.PathLike) -> Path:
+    """Refuse, before any work, a table path :func:`write_table` could not write: another
+    suffix, a directory, a folder that is a file, parquet without pyarrow."""
+    path = check_output_file(path, "output", OptionError, TABLE_SUFFIXES)
+    if path.suffix.lower() == ".parquet":
+        _require_pyarrow()
+    return path
+
+
+def _require_pyarrow() -> None:
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise OptionError(
+            "writing .parquet needs pyarrow: pip install 'genmeasures[parquet]'"
+        ) from None
 
 
 def write_table(table: pd.DataFrame, path: str | os.PathLike) -> Path:
@@ -22,13 +40,9 @@ def write_table(table: pd.DataFrame, path: str | os.PathLike) -> Path:
     elif suffix == ".json":
         atomic_write_text(path, table.to_json(orient="records", indent=1))
     elif suffix == ".parquet":
-        try:
-            import pyarrow  # noqa: F401
-        except ImportError:
-            raise OptionError(
-                "writing .parquet needs pyarrow: pip install 'genmeasures[parquet]'"
-            ) from None
-        atomic_write_with(path, lambda tmp: table.to_parquet(tmp, index=False))
+        _require_pyarrow()
+        typed = _uniform_columns(table)
+        atomic_write_with(path, lambda tmp: typed.to_parquet(tmp, index=False))
     else:
         raise OptionError(
             f"unsupported output type {path.suffix!r} for {path}; use {', '.join(TABLE_SUFFIXES)}"
@@ -52,3 +66,19 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     except (ValueError, OSError) as exc:
         raise DataError(f"cannot read table {path}: {str(exc).splitlines()[0]}") from None
     raise OptionError(f"unsupported table type {path.suffix!r}; use {', '.join(TABLE_SUFFIXES)}")
+
+
+def _uniform_columns(table: pd.DataFrame) -> pd.DataFrame:
+    """Parquet needs one type per column: a column mixing types (a hyperparameter that is a
+    number in one run's config and a string in another's) is written as strings."""
+    mixed = [
+        column
+        for column in table.columns
+        if table[column].dtype == object
+        and len({type(v) for v in table[column] if v is not None and v == v}) > 1
+    ]
+    if not mixed:
+        return table
+    return table.assign(
+        **{c: table[c].map(lambda v: v if v is None or v != v else str(v)) for c in mixed}
+    )

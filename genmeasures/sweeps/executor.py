@@ -4,19 +4,20 @@ distribute later), finished runs skipped, failures collected, then scoring.
 
 from __future__ import annotations
 
-import multiprocessing
 import sys
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from genmeasures._device import torch_threads
+from genmeasures._io import check_output_dir
+from genmeasures._pool import worker_pool
 from genmeasures.checkpoints.run import read_run_info
-from genmeasures.errors import GenMeasuresError
-from genmeasures.finetune.run import run_is_finished
+from genmeasures.errors import GenMeasuresError, OptionError, describe_failure, is_bad_input
+from genmeasures.finetune.run import check_runnable, run_is_finished
 from genmeasures.sweeps.grid import SweepPoint, SweepSettings
 
 # Scoring of a sweep's runs uses one torch thread in and out of worker processes, so that
@@ -36,6 +37,19 @@ class SweepReport:
 def is_finished(run_dir: Path, point: SweepPoint) -> bool:
     info = read_run_info(run_dir) if run_dir.exists() else {}
     return run_is_finished(info, point.config)
+
+
+def check_points(points: Sequence[SweepPoint], settings: SweepSettings) -> None:
+    """Check, before the first run trains, everything each run would check at its start
+    (datasets, model, pretrained file, freezing), and that the output folder can be written.
+    Raises the first problem as a one-line error naming the run."""
+    check_output_dir(settings.out, "sweep folder", OptionError)
+    memo: dict = {}
+    for point in points:
+        try:
+            check_runnable(point.config, memo)
+        except GenMeasuresError as exc:
+            raise type(exc)(f"run {point.name}: {exc}") from None
 
 
 def run_sweep(
@@ -66,8 +80,7 @@ def run_sweep(
                 )
                 bar.update()
         else:
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=settings.jobs, mp_context=context) as pool:
+            with worker_pool(settings.jobs) as pool:
                 futures = {pool.submit(_train_one, p, settings.out, False): p for p in todo}
                 for future in as_completed(futures):
                     point = futures[future]
@@ -94,10 +107,10 @@ def _train_one(point: SweepPoint, out: Path, progress: bool):
 
     try:
         finetune(point.config, out / point.name, progress=progress, log=lambda _: None)
-    except GenMeasuresError as exc:
-        return str(exc)
     except Exception as exc:  # keep the sweep going; report the run
-        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        if not is_bad_input(exc):
+            raise
+        return describe_failure(exc)
     return None
 
 
@@ -137,8 +150,7 @@ def score_runs(
         else:
             todo = _collect_cached(run_dirs, measures, n_samples, select, add)
             if todo:
-                context = multiprocessing.get_context("spawn")
-                with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+                with worker_pool(jobs) as pool:
                     futures = [
                         pool.submit(_score_one, run_dir, measures, n_samples, select)
                         for run_dir in todo

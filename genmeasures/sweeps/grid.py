@@ -32,11 +32,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from genmeasures.errors import OptionError
 from genmeasures.finetune.config import (
     FinetuneConfig,
+    coerce_key,
     config_from_mapping,
     read_config_file,
     set_dotted,
@@ -123,30 +124,58 @@ def _short(value: Any) -> str:
     return str(value)
 
 
+# Each [sweep] key's exact type: a string is not a bool ("false" would be truthy), a bool is
+# not an int (jobs = true).
+_SETTING_TYPES: dict[str, Any] = {
+    "out": str,
+    "seeds": list[int],
+    "jobs": int,
+    "score": bool,
+    "measures": list[str] | str,
+    "score_samples": int,
+    "score_checkpoints": Literal["all", "last", "best"],
+}
+
+
 def _settings(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> SweepSettings:
-    merged = {**raw, **{k: v for k, v in overrides.items() if v is not None}}
-    valid = {"out", "seeds", "jobs", "score", "measures", "score_samples", "score_checkpoints"}
-    unknown = [k for k in merged if k not in valid]
+    """The [sweep] section, every key checked for its exact type and range, and every
+    measure resolved with its options, before any run trains."""
+    if not isinstance(raw, Mapping):
+        raise OptionError("[sweep] must be a table of settings")
+    given = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in overrides.items()}
+    merged = {**raw, **{k: v for k, v in given.items() if v is not None}}
+    unknown = [k for k in merged if k not in _SETTING_TYPES]
     if unknown:
-        raise OptionError(f"unknown key 'sweep.{unknown[0]}'; valid: {', '.join(sorted(valid))}")
-    seeds = merged.get("seeds", [0])
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
-        raise OptionError(f"sweep.seeds must be a non-empty list of integers, got {seeds!r}")
-    jobs = merged.get("jobs", 1)
-    if not isinstance(jobs, int) or jobs < 1:
-        raise OptionError(f"sweep.jobs must be a positive integer, got {jobs!r}")
-    measures = merged.get("measures", [])
+        valid = ", ".join(sorted(_SETTING_TYPES))
+        raise OptionError(f"unknown key 'sweep.{unknown[0]}'; valid: {valid}")
+    values = {key: coerce_key(v, _SETTING_TYPES[key], f"sweep.{key}") for key, v in merged.items()}
+    seeds = values.get("seeds", [0])
+    if not seeds:
+        raise OptionError("sweep.seeds must be a non-empty list of integers, got []")
+    if len(set(seeds)) != len(seeds):
+        raise OptionError(f"sweep.seeds lists a seed twice: {seeds}")
+    jobs = values.get("jobs", 1)
+    if jobs < 1:
+        raise OptionError(f"sweep.jobs must be a positive integer, got {jobs}")
+    samples = values.get("score_samples", 0)
+    if samples < 0:
+        raise OptionError(f"sweep.score_samples must not be negative, got {samples}")
+    measures = values.get("measures", [])
     if isinstance(measures, str):
         measures = [m.strip() for m in measures.split(",") if m.strip()]
-    samples = merged.get("score_samples", 0)
-    if not isinstance(samples, int) or samples < 0:
-        raise OptionError(f"sweep.score_samples must be a non-negative integer, got {samples!r}")
+    if measures:
+        from genmeasures.measures import resolve_requests
+
+        resolve_requests(measures)
+    out = values.get("out", "runs/sweep")
+    if not out:
+        raise OptionError("sweep.out must name a folder, got ''")
     return SweepSettings(
-        out=Path(merged.get("out", "runs/sweep")),
+        out=Path(out),
         seeds=tuple(seeds),
         jobs=jobs,
-        score=bool(merged.get("score", True)),
+        score=values.get("score", True),
         measures=tuple(measures),
         score_samples=samples,
-        score_checkpoints=str(merged.get("score_checkpoints", "last")),
+        score_checkpoints=values.get("score_checkpoints", "last"),
     )

@@ -157,9 +157,11 @@ def test_non_tensor_entries_are_rejected(tmp_path: Path) -> None:
 def test_check_matches_init_names_and_shapes() -> None:
     init = {"a.weight": torch.zeros(2, 3), "b.weight": torch.zeros(4, 2)}
     check_matches_init({k: v + 1 for k, v in init.items()}, init, "ckpt")
-    with pytest.raises(CheckpointError, match=r"missing 1 tensor\(s\): 'b.weight'"):
+    with pytest.raises(CheckpointError, match=r"the checkpoint lacks 1 tensor\(s\): 'b.weight'"):
         check_matches_init({"a.weight": torch.zeros(2, 3)}, init, "ckpt")
-    with pytest.raises(CheckpointError, match=r"unexpected 1 tensor\(s\): 'c'"):
+    with pytest.raises(
+        CheckpointError, match=r"the checkpoint has 1 tensor\(s\): 'c' that the init lacks"
+    ):
         check_matches_init({**init, "c": torch.zeros(1)}, init, "ckpt")
     with pytest.raises(CheckpointError, match=r"'a.weight' has shape \(3, 2\), init has \(2, 3\)"):
         check_matches_init({**init, "a.weight": torch.zeros(3, 2)}, init, "ckpt")

@@ -163,13 +163,17 @@ def test_example_run_is_scored_by_the_installed_command(tmp_path: Path) -> None:
     )
     assert json.loads((run / "run.json").read_text())["complete"] is True
     result = subprocess.run(
-        [*exe, "score", run, "--out", tmp_path / "s.csv", "-q"], capture_output=True, text=True
+        [*exe, "score", run, "--samples", "16", "--out", tmp_path / "s.csv", "-q"],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
     table = pd.read_csv(tmp_path / "s.csv")
     assert sorted(table.epoch.unique()) == [1, 2]
     assert (table[table.measure == "distance_from_init"].value > 0).all()
     assert table.gap_loss.notna().all()
+    # No --data: the data measures use the dataset the run records.
+    assert {"noise_stability", "hessian_trace", "hessian_bound"} <= set(table.measure)
 
 
 def test_reproduce_all_reports_a_broken_figure_and_runs_the_others(
@@ -194,3 +198,40 @@ def test_reproduce_all_reports_a_broken_figure_and_runs_the_others(
     assert code == 1 and done == [specs[1].id]
     assert f"{specs[0].id}: error: no such image folder" in err
     assert f"| {specs[1].id} | 2 | PASS |" in out and "1 figure(s) not produced" in err
+
+
+@pytest.mark.parametrize(
+    ("errno_name", "reason"),
+    [
+        ("ENOSPC", "No space left on device"),
+        ("EROFS", "Read-only file system"),
+        ("EACCES", "Permission denied"),
+    ],
+)
+def test_an_os_error_is_one_line_naming_the_path(
+    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, errno_name: str, reason: str
+) -> None:
+    """A full disk, a read-only file system or a permission refused while the table is
+    written: one `error:` line with the path and the reason, exit 1, no file left behind.
+    (Simulated: the suite runs as root, for whom permissions do not apply.)"""
+    import errno
+    import os
+
+    from genmeasures import _io
+    from genmeasures.errors import DEBUG_ENV
+
+    monkeypatch.delenv(DEBUG_ENV)
+    code = getattr(errno, errno_name)
+
+    def fail(fd: int) -> None:
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(_io.os, "fsync", fail)
+    out = tmp_path / "out" / "s.csv"
+    result = CliRunner().invoke(
+        main, ["score", str(run_dir), "--measures", "distance_from_init", "--out", str(out), "-q"]
+    )
+    assert result.exit_code == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [f"error: {out}: {reason}"]
+    assert list(out.parent.iterdir()) == []  # no table, no temporary file

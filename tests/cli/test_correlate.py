@@ -143,3 +143,30 @@ def test_the_real_example_table_shape(tmp_path: Path) -> None:
     assert pd.read_csv(path)["layer"].isna().any()
     code, stdout, _, exc = invoke(path, "--bootstrap", 0, "--by", "algorithm")
     assert exc is None and code == 0 and len(stdout.splitlines()) == 6
+
+
+def test_psi_and_cmi_variants(scores: Path, tmp_path: Path) -> None:
+    from genmeasures.correlation import correlate
+
+    out = tmp_path / "variants.csv"
+    code, stdout, stderr, exc = invoke(
+        scores, "--bootstrap", 0, "--psi-variant", "jiang", "--cmi-variant", "pgdl", "--out", out
+    )
+    assert exc is None and code == 0, stderr
+    header = stdout.splitlines()[0].split()
+    assert "Psi[jiang]" in header and "CMI[pgdl]" in header and "Psi" not in header
+    stats = read_table(out).set_index("measure")
+    with pytest.warns(UserWarning):
+        direct = correlate(read_table(scores), n_boot=0, psi_variant="jiang", cmi_variant="pgdl")
+    expected = direct.summary.set_index("measure")
+    assert direct.psi_variant == "jiang" and direct.cmi_variant == "pgdl"
+    np.testing.assert_allclose(stats["psi"], expected.loc[stats.index, "psi"])
+    np.testing.assert_allclose(stats["cmi"], expected.loc[stats.index, "cmi"])
+    for note in stats["note"]:
+        assert "psi_variant='jiang'" in note and "cmi_variant='pgdl'" in note
+    default = tmp_path / "default.csv"
+    code, _, _, exc = invoke(scores, "--bootstrap", 0, "--out", default)
+    assert exc is None and code == 0
+    assert not any("variant" in str(note) for note in read_table(default)["note"])
+    code, _, stderr, _ = invoke(scores, "--psi-variant", "paper")
+    assert code == 2 and "Invalid value for '--psi-variant'" in stderr

@@ -101,3 +101,112 @@ def test_bad_axes() -> None:
         granulated_kendall(table, "m", "gap", [])
     with pytest.raises(DataError, match="no gap column 'gap_acc'"):
         granulated_kendall(table, "m", "gap_acc", ["a"])
+
+
+# --- psi_variant="jiang": Jiang et al.'s formula, against a re-implementation by loops ---
+
+
+def jiang_reference(table: pd.DataFrame, measure: str, gap: str, axes: list[str]):
+    """Psi as Jiang et al. write it: seed means per configuration; for axis i and every
+    combination of the other axes' levels, their tau = sum over ordered pairs a != b of
+    sign(mu_a - mu_b) sign(g_a - g_b) / (|T| (|T| - 1)) (a constant group gives 0);
+    psi_i = mean over those groups, Psi = mean over axes. A group where axis i has one
+    level (the grid is incomplete) is not a group of axis i."""
+    configs: dict = {}
+    for row in table.to_dict("records"):
+        configs.setdefault(tuple(row[a] for a in axes), []).append((row[measure], row[gap]))
+    points = {
+        k: (np.mean([m for m, _ in v]), np.mean([g for _, g in v])) for k, v in configs.items()
+    }
+    psi = {}
+    for i, axis in enumerate(axes):
+        rest = [j for j in range(len(axes)) if j != i]
+        levels = [sorted({k[j] for k in points}) for j in rest]
+        taus = []
+        for other in itertools.product(*levels):
+            group = [v for k, v in points.items() if tuple(k[j] for j in rest) == other]
+            if len({k[i] for k in points if tuple(k[j] for j in rest) == other}) < 2:
+                continue
+            n, total = len(group), 0.0
+            for a in range(n):
+                for b in range(n):
+                    if a != b:
+                        total += np.sign(group[a][0] - group[b][0]) * np.sign(
+                            group[a][1] - group[b][1]
+                        )
+            taus.append(total / (n * (n - 1)))
+        psi[axis] = float(np.mean(taus))
+    return psi, float(np.mean(list(psi.values())))
+
+
+def jiang_grid(drop: float = 0.0, seed: int = 0) -> pd.DataFrame:
+    """A 3 x 3 x 2 grid, two seeds per configuration (some rows dropped when ``drop``).
+    ``params`` depends on depth only (constant along the other axes, like a parameter
+    count); ``tied`` and ``gap_tied`` are rounded (ties, and some constant groups)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for depth, dropout, wd, s in itertools.product([6, 9, 12], [0.0, 0.25, 0.5], [0, 1], [0, 1]):
+        if rng.random() < drop:
+            continue
+        gap = 0.1 * depth - dropout + rng.normal(scale=0.3)
+        rows.append({"depth": depth, "dropout": dropout, "wd": wd, "seed": s, "gap": gap})
+    table = pd.DataFrame(rows)
+    table["params"] = 1000.0 * table["depth"]
+    table["noisy"] = table["gap"] + rng.normal(scale=0.3, size=len(table))
+    table["tied"] = np.round(table["noisy"] * 2)
+    table["gap_tied"] = np.round(table["gap"])
+    return table
+
+
+AXES = ["depth", "dropout", "wd"]
+
+
+@pytest.mark.parametrize("drop", [0.0, 0.3])
+@pytest.mark.parametrize("gap", ["gap", "gap_tied"])
+def test_jiang_variant_equals_the_formula_on_complete_and_incomplete_grids(drop, gap) -> None:
+    table = jiang_grid(drop=drop, seed=3)
+    measures = ["params", "noisy", "tied"]
+    psi, per_axis = granulated_kendall(table, measures, gap, AXES, psi_variant="jiang")
+    for measure in measures:
+        expected_axes, expected_psi = jiang_reference(table, measure, gap, AXES)
+        got = per_axis[per_axis["measure"] == measure].set_index("axis")["psi_axis"]
+        assert got.to_dict() == pytest.approx(expected_axes, abs=1e-12), measure
+        row = psi.set_index("measure").loc[measure]
+        assert row["psi"] == pytest.approx(expected_psi, abs=1e-12)
+        assert row["note"] == "psi_variant='jiang'"
+
+
+def test_a_parameter_count_scores_its_axis_divided_by_the_number_of_axes() -> None:
+    # The issue's case: a measure that varies along one axis only. The default keeps that
+    # axis alone (Psi = psi_depth); Jiang's formula counts the constant groups as 0.
+    table = jiang_grid()
+    default, default_axes = granulated_kendall(table, "params", "gap", AXES)
+    jiang, jiang_axes = granulated_kendall(table, "params", "gap", AXES, psi_variant="jiang")
+    psi_depth = default_axes.set_index("axis").loc["depth", "psi_axis"]
+    assert default.loc[0, "psi"] == psi_depth and default.loc[0, "n_axes"] == 1
+    assert jiang.loc[0, "psi"] == pytest.approx(psi_depth / 3) and jiang.loc[0, "n_axes"] == 3
+    counts = jiang_axes.set_index("axis")
+    assert counts.loc["dropout", "psi_axis"] == 0.0
+    assert (
+        counts.loc["dropout", "n_groups"] == 6 and counts.loc["dropout", "n_groups_undefined"] == 6
+    )
+    assert default_axes.set_index("axis").loc["dropout", "n_groups"] == 0
+    assert default.loc[0, "note"] == ""  # the default output is unchanged: no variant tag
+
+
+def test_without_ties_the_variants_agree() -> None:
+    table = jiang_grid(seed=4)
+    default, default_axes = granulated_kendall(table, "noisy", "gap", AXES)
+    jiang, jiang_axes = granulated_kendall(table, "noisy", "gap", AXES, psi_variant="jiang")
+    assert jiang.loc[0, "psi"] == pytest.approx(default.loc[0, "psi"], abs=1e-12)
+    np.testing.assert_allclose(jiang_axes["psi_axis"], default_axes["psi_axis"], atol=1e-12)
+
+
+def test_jiang_constant_measure_scores_zero_and_bad_variant() -> None:
+    table = jiang_grid().assign(flat=2.0)
+    psi, per_axis = granulated_kendall(table, "flat", "gap", AXES, psi_variant="jiang")
+    assert psi.loc[0, "psi"] == 0.0 and (per_axis["psi_axis"] == 0.0).all()
+    with pytest.raises(DataError, match="'flat' is constant"):
+        granulated_kendall(table, "flat", "gap", AXES)
+    with pytest.raises(OptionError, match="unknown psi_variant 'paper'; choose one of"):
+        granulated_kendall(table, "noisy", "gap", AXES, psi_variant="paper")

@@ -79,3 +79,16 @@ class Oracle:
 def positive_part(matrix: torch.Tensor) -> torch.Tensor:
     values, vectors = torch.linalg.eigh(matrix)
     return vectors @ torch.diag(values.clamp_min(0)) @ vectors.T
+
+
+class MatrixOperator:
+    """A dense symmetric matrix as a curvature operator over one flat parameter."""
+
+    def __init__(self, matrix: torch.Tensor) -> None:
+        self.matrix = matrix
+        self.params = (torch.zeros(matrix.shape[0], dtype=matrix.dtype),)
+        self.n_matvecs = 0
+
+    def matmat(self, vectors):
+        self.n_matvecs += len(vectors)
+        return [(self.matrix @ v[0],) for v in vectors]

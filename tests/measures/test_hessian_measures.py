@@ -113,11 +113,19 @@ def test_eigenvalues_and_per_layer_top_eigenvalues(which: str) -> None:
 
 
 def direct_hessian_distance(
-    model, init, *, curvature="psd", joint=False, reduce="max_sample", batch_size=4, head_zero=False
+    model,
+    init,
+    *,
+    curvature="psd",
+    joint=False,
+    reduce="max_sample",
+    batch_size=4,
+    head_zero=False,
+    names=None,
 ):
     """calH_i computed from exact per-sample (or per-mini-batch) Hessians."""
     inputs, targets = data_for(model)
-    names = weight_names(model)
+    names = names or weight_names(model)
     oracle = Oracle(model, names, inputs, targets)
     state, start = init.state_dict(), model.state_dict()
     v = torch.cat(
@@ -177,11 +185,15 @@ def direct_hessian_distance(
 )
 @pytest.mark.parametrize("make", [tanh_mlp, small_cnn])
 def test_hessian_distance_matches_direct_computation(make, options: str, direct: dict) -> None:
+    from genmeasures.measures.layers import published_layer_names
+
     model, init = fine_tuned(make)
     table = run(model, init, [f"hessian_distance:{options}" if options else "hessian_distance"])
-    expected = direct_hessian_distance(model, init, **direct)
+    # The authors' layer rule: Conv2d modules named conv* and the head (an MLP: the head).
+    names = published_layer_names(model) if "preset" in options else weight_names(model)
+    expected = direct_hessian_distance(model, init, names=names, **direct)
     layers = per_layer(table, "hessian_distance")
-    assert list(layers) == weight_names(model)
+    assert list(layers) == names
     assert list(layers.values()) == pytest.approx(expected, abs=1e-8)
     total = sum(math.sqrt(max(c, 0.0)) for c in expected)
     assert whole(table, "hessian_distance") == pytest.approx(total, abs=1e-8)
@@ -256,7 +268,7 @@ def test_batchnorm_dropout_model_is_left_as_found() -> None:
 
 def test_pyhessian_backend_agrees_within_its_tolerance() -> None:
     model, init = fine_tuned(small_cnn)
-    ours = run(model, init, ["hessian_eigenvalue:rtol=1e-10,max_matvecs=300"])
+    ours = run(model, init, ["hessian_eigenvalue:rtol=1e-10,max_matvecs=300,layers=all"])
     theirs = run(model, init, ["hessian_eigenvalue:backend=pyhessian,max_matvecs=300,rtol=1e-4"])
     top, approx = whole(ours, "hessian_eigenvalue"), whole(theirs, "hessian_eigenvalue")
     assert approx <= top + 1e-9 and approx == pytest.approx(top, rel=1e-2)
@@ -329,3 +341,108 @@ def test_models_without_forward_mode_fall_back_to_double_backward() -> None:
         else:  # H+ - H = -H_neg is PSD, so the positive part's form is never smaller
             for value, raw in zip(layers.values(), oracle_values, strict=True):
                 assert value >= raw - 1e-10
+
+
+def _authors_hessian_measures(model, init_state, inputs, targets, batch_size, n_train):
+    """A direct re-implementation of the published computation (VirtuosoResearch/
+    Robust-Fine-Tuning, exps_on_image_datasets/compute_hessian_measures.py with
+    utils/hessian.py): layers are the Conv2d modules named "conv*" and the head; per
+    mini-batch, the Hessian of the batch's mean loss over those layers' weights is applied to
+    v (the head's weight from zero, the others from the init), each layer's <(H v)_i, v_i>
+    is kept at its largest over the batches, and so is the batch mean loss."""
+    import numpy as np
+    import torch.nn.functional as F
+
+    layers = {
+        name: module
+        for name, module in model.named_modules()
+        if (type(module) is torch.nn.Conv2d and "conv" in name)
+        or (type(module) is torch.nn.Linear and name == "fc")
+    }
+    weights = [module.weight for module in layers.values()]
+    norms, max_loss = None, 0.0
+    model.eval()
+    for start in range(0, len(targets), batch_size):
+        x, y = inputs[start : start + batch_size], targets[start : start + batch_size]
+        loss = F.nll_loss(F.log_softmax(model(x), dim=1), y)
+        gradients = torch.autograd.grad(loss, weights, create_graph=True)
+        vs = [
+            module.weight.detach().clone()
+            if name == "fc"
+            else module.weight.detach().clone() - init_state[f"{name}.weight"]
+            for name, module in layers.items()
+        ]
+        hvs = torch.autograd.grad(gradients, weights, grad_outputs=vs)
+        quantities = np.array([float((hv * v).sum()) for hv, v in zip(hvs, vs, strict=True)])
+        norms = quantities if norms is None else np.maximum(norms, quantities)
+        max_loss = max(max_loss, float(loss.detach()))
+    distance = sum(math.sqrt(max(q, 0.0)) for q in norms)
+    return list(layers), list(norms), distance, math.sqrt(max_loss / n_train) * distance
+
+
+def test_published_preset_is_the_authors_computation_on_a_resnet() -> None:
+    """preset=published on a ResNet: the authors' layers (no downsample convolutions), their
+    joint quadratic forms, max over mini-batches of 4, head from zero, C = the largest
+    mini-batch mean loss; the options column shows the resolved options."""
+    from genmeasures.models import build_model
+
+    kwargs = {"num_classes": 3, "width_multiplier": 0.0625, "small_input": True}
+    torch.manual_seed(0)
+    init = build_model("resnet18", kwargs).double().eval()
+    model = build_model("resnet18", kwargs).double().eval()
+    model.load_state_dict(init.state_dict())
+    generator = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=generator, dtype=p.dtype))
+    inputs = torch.randn(10, 3, 8, 8, generator=generator, dtype=torch.float64)
+    targets = torch.randint(0, 3, (10,), generator=generator)
+    names, norms, distance, bound = _authors_hessian_measures(
+        model, init.state_dict(), inputs, targets, batch_size=4, n_train=N_TRAIN
+    )
+    assert not any("downsample" in n for n in names) and len(names) == 18
+
+    data = EvaluationSet.from_tensors(inputs, targets, batch_size=10)
+    measures = ["hessian_distance:preset=published", "hessian_bound:preset=published"]
+    table = genmeasures.score(model, init, data, measures, n_train=N_TRAIN)
+    layers = per_layer(table, "hessian_distance")
+    assert list(layers) == [f"{n}.weight" for n in names]
+    assert list(layers.values()) == pytest.approx(norms, rel=1e-9, abs=1e-12)
+    assert whole(table, "hessian_distance") == pytest.approx(distance, rel=1e-9)
+    assert whole(table, "hessian_bound") == pytest.approx(bound, rel=1e-9)
+    options = table[table.measure == "hessian_bound"].options.iloc[0]
+    assert "max_loss=batch" in options and "reduce=max_batch" in options
+    assert "layer1.0.conv1.weight" in options and "downsample" not in options
+
+
+def test_rtol_zero_spends_the_budget_without_a_warning() -> None:
+    """rtol=0 means 'until the budget' (PyHessian's tol=0), not an error."""
+    import warnings
+
+    model, init = fine_tuned(small_cnn)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no "budget ran out" warning
+        table = run(model, init, ["hessian_trace:rtol=0,max_matvecs=12"])
+    row = table[(table.measure == "hessian_trace") & (table.layer == "")].iloc[0]
+    assert row.n_matvecs == 12
+    with pytest.raises(OptionError, match="'rtol' must not be negative"):
+        run(model, init, ["hessian_trace:rtol=-1"])
+
+
+def test_the_layer_set_is_in_the_table_and_pyhessian_is_the_whole_model() -> None:
+    model, init = fine_tuned(small_cnn)
+    n_all = sum(p.numel() for p in model.parameters())
+    n_default = sum(model.state_dict()[n].numel() for n in weight_names(model))
+    table = run(
+        model,
+        init,
+        [
+            "hessian_trace:max_matvecs=4,rtol=0",
+            "hessian_eigenvalue:layers=all,max_matvecs=4",
+            "hessian_eigenvalue:backend=pyhessian,max_matvecs=4",
+        ],
+    )
+    sizes = table[table.measure.str.endswith(".n_parameters")]
+    assert list(sizes.value) == [n_default, n_all, n_all] and n_default < n_all
+    head = run(model, init, ["hessian_trace:backend=pyhessian,layers=head.weight,max_matvecs=4"])
+    assert whole(head, "hessian_trace.n_parameters") == model.head.weight.numel()

@@ -510,3 +510,26 @@ def test_deepcopy_and_train_mode_forward() -> None:
     out = clone(torch.randn(2, 1, 8, 8))
     out.sum().backward()
     assert clone.encoder.pos_embedding.grad is not None
+
+
+FACTORY_FILE = """
+import torch
+
+def make(num_classes=3, width=4):
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, width),
+                               torch.nn.Linear(width, num_classes))
+"""
+
+
+def test_import_spec_from_a_file_path(tmp_path, monkeypatch) -> None:
+    """--allow-import takes 'path/to/file.py:factory' and modules in the current directory."""
+    (tmp_path / "my_nets.py").write_text(FACTORY_FILE)
+    model = build_model(f"{tmp_path / 'my_nets.py'}:make", {"width": 5}, allow_import=True)
+    assert model[1].out_features == 5
+    monkeypatch.chdir(tmp_path)
+    assert build_model("my_nets.py:make", allow_import=True)[2].out_features == 3
+    assert build_model("my_nets:make", allow_import=True)[2].out_features == 3  # cwd module
+    with pytest.raises(ModelError, match="no such file"):
+        build_model("missing.py:make", allow_import=True)
+    with pytest.raises(ModelError, match="is an importable factory"):
+        build_model("my_nets.py:make")

@@ -140,7 +140,10 @@ def test_bad_checkpoints_do_not_stop_the_batch(tmp_path: Path, run_dir: Path) ->
     assert "tensor 'head.weight' contains NaN" in messages["nan.safetensors"]
     assert "no such checkpoint" in messages["missing.safetensors"]
     assert "'head.weight' has shape (4, 8)" in messages["shape.safetensors"]
-    assert "missing 2 tensor(s): 'head.weight', 'head.bias'" in messages["names.safetensors"]
+    assert (
+        "the checkpoint lacks 2 tensor(s): 'head.weight', 'head.bias'"
+        in messages["names.safetensors"]
+    )
     assert "corrupt or truncated" in messages["cut.safetensors"]
     assert "refusing to load" in messages["evil.pt"]
     assert not (tmp_path / "pwned").exists()
@@ -237,6 +240,96 @@ def test_default_measures_are_those_whose_inputs_exist(run_dir: Path) -> None:
     assert weight_only | {"hessian_distance", "hessian_trace"} <= set(default_measures(True))
     report = score_checkpoints([run_dir], progress=False)
     assert report.ok and set(report.table.measure.str.split(".").str[0]) == weight_only
+    # The rest are listed as skipped, with what they lack (the run records no dataset).
+    assert ("hessian_trace", "evaluation data (--data)") in report.skipped
+    assert any("noise_stability skipped on 3 checkpoint(s)" in n for n in report.notes())
+
+
+def test_default_measures_use_the_dataset_a_run_records(tmp_path: Path) -> None:
+    """`score RUN` without --data scores the data measures on the run's own dataset."""
+    run = write_run(tmp_path / "run", n_epochs=1, data="digits-target:split=train")
+    report = score_checkpoints([run], n_samples=16, progress=False)
+    assert report.ok, report.failures
+    measures = set(report.table.measure.str.split(".").str[0])
+    assert {"noise_stability", "hessian_trace", "hessian_distance"} <= measures
+    assert not report.skipped
+
+
+def test_a_recorded_metric_named_like_a_result_column_keeps_its_value(tmp_path: Path) -> None:
+    """The epoch's training time ('seconds' in metrics.csv) is not overwritten by the
+    measure's own 'seconds' column."""
+    root = tmp_path / "run"
+    write_run(root, n_epochs=1)
+    sidecar = root / "checkpoints" / "epoch_0001.json"
+    import json
+
+    obj = json.loads(sidecar.read_text())
+    obj["metrics"]["seconds"] = 123.5
+    sidecar.write_text(json.dumps(obj))
+    table = score_checkpoints([root], measures=["distance_from_init"], progress=False).table
+    assert set(table["recorded_seconds"]) == {123.5}
+    assert (table["seconds"] != 123.5).all()
+
+
+@pytest.mark.parametrize(
+    "error",
+    [RuntimeError("shapes cannot be multiplied"), TypeError("bad operand"), MemoryError()],
+)
+def test_any_exception_costs_only_its_checkpoint(
+    tmp_path: Path, error: Exception, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outside the toolkit's own tests (no GENMEASURES_DEBUG) any exception while scoring
+    one checkpoint is a one-line failure naming its type, and the others are scored."""
+    from genmeasures.errors import DEBUG_ENV
+
+    monkeypatch.delenv(DEBUG_ENV)
+    root = write_run(tmp_path / "run", n_epochs=3)
+
+    @register_measure("fragile", summary="test: fails on epoch 2", needs=("init",))
+    def fragile(ctx: MeasureContext) -> MeasureResult:
+        if ctx.source.endswith("epoch_0002.safetensors"):
+            raise error
+        return MeasureResult(value=1.0)
+
+    try:
+        report = score_checkpoints([root], measures=["fragile"], progress=False)
+    finally:
+        MEASURES.remove("fragile")
+    assert sorted(report.table.epoch) == [1, 3]
+    (failure,) = report.failures
+    assert failure.item.endswith("epoch_0002.safetensors [fragile]")
+    assert failure.message.startswith(type(error).__name__) and "\n" not in failure.message
+
+
+def test_bugs_propagate_in_the_toolkits_tests(run_dir: Path) -> None:
+    """Under GENMEASURES_DEBUG (set for this suite) an unexpected exception is a bug to see."""
+
+    @register_measure("buggy", summary="test", needs=("init",))
+    def buggy(ctx: MeasureContext) -> MeasureResult:
+        raise ZeroDivisionError("a bug")
+
+    try:
+        with pytest.raises(ZeroDivisionError):
+            score_checkpoints([run_dir], measures=["buggy"], progress=False)
+    finally:
+        MEASURES.remove("buggy")
+
+
+def test_an_unwritable_cache_is_noted_and_scoring_goes_on(
+    run_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from genmeasures.scoring.cache import ResultCache
+
+    def read_only(self, key, result) -> None:
+        raise OSError(errno.EROFS, "Read-only file system", str(self.root / key))
+
+    monkeypatch.setattr(ResultCache, "put", read_only)
+    report = score_checkpoints([run_dir], measures=["distance_from_init"], progress=False)
+    assert report.ok and report.computed == 3
+    (note,) = report.notes()
+    assert "results are not cached" in note and "Read-only file system" in note
 
 
 def test_selecting_last_or_best_checkpoint(tmp_path: Path) -> None:
@@ -270,3 +363,90 @@ def test_warnings_are_counted_not_repeated(run_dir: Path) -> None:
     finally:
         MEASURES.remove("warns")
     assert report.ok and report.notes() == ["warns: 3 time(s): budget ran out at 0.400"]
+
+
+def _foreign_safetensors(path: Path, state: dict) -> Path:
+    """A safetensors file as another tool writes it: no genmeasures order, no sidecar."""
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    return path
+
+
+def test_a_foreign_safetensors_file_has_one_order_in_every_process(tmp_path: Path) -> None:
+    """safetensors returns tensors in a different order in every process; genmeasures uses
+    the header's order (or the model's, when one is known) and says which in the table, and
+    the result cache tells the two apart."""
+    import json
+    import os
+    import struct
+    import subprocess
+    import sys
+
+    from tests.conftest import tiny_mlp
+
+    init = tiny_mlp(0).state_dict()
+    # Each tensor moves by a different amount, so the depth slope depends on their order.
+    moved = {name: t + 0.1 * (i + 1) for i, (name, t) in enumerate(init.items())}
+    init_file = _foreign_safetensors(tmp_path / "init.safetensors", init)
+    moved_file = _foreign_safetensors(tmp_path / "moved.safetensors", moved)
+    data = moved_file.read_bytes()
+    (length,) = struct.unpack("<Q", data[:8])
+    header_order = [n for n in json.loads(data[8 : 8 + length]) if n != "__metadata__"]
+    assert header_order != list(init)  # (sorted by dtype and name: not the network's order)
+    loaded = load_checkpoint(moved_file)
+    assert loaded.order == "file" and list(loaded.state) == header_order
+
+    script = (
+        "import sys, json\n"
+        "from genmeasures.scoring import score_checkpoints\n"
+        "r = score_checkpoints([sys.argv[1]], init=sys.argv[2], measures=['layerwise_distance'],"
+        " use_cache=False, progress=False)\n"
+        "t = r.table[r.table.measure == 'layerwise_distance.depth_slope']\n"
+        "print(json.dumps([float(t.value.iloc[0]), t.tensor_order.iloc[0]]))\n"
+    )
+    seen = {
+        subprocess.run(
+            [sys.executable, "-c", script, str(moved_file), str(init_file)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+        ).stdout.strip()
+        for seed in (1, 2, 3)
+    }
+    assert len(seen) == 1, seen  # the same number in every process
+    (file_slope, where) = json.loads(seen.pop())
+    assert where == "file"
+
+    first = score_checkpoints(
+        [moved_file], init=init_file, measures=["layerwise_distance"], progress=False
+    )
+    assert first.computed == 1
+    report = score_checkpoints(
+        [moved_file],
+        init=init_file,
+        measures=["layerwise_distance"],
+        model=TINY_MLP,
+        progress=False,
+    )
+    rows = report.table[report.table.measure == "layerwise_distance.depth_slope"]
+    assert set(rows.tensor_order) == {"model"} and report.computed == 1  # not the cached one
+    per_layer = report.table[
+        (report.table.measure == "layerwise_distance") & (report.table.layer != "")
+    ]
+    assert list(per_layer.layer) == ["layers.0.weight", "head.weight"]  # network order
+    assert float(rows.value.iloc[0]) == pytest.approx(-file_slope)  # two layers, reversed
+
+
+def test_a_foreign_torchvision_safetensors_file_is_recognized(tmp_path: Path) -> None:
+    """A torchvision ResNet written by another tool: its architecture is recognized from the
+    names and shapes, so per-layer results follow the network's order."""
+    from genmeasures.models import build_model
+
+    kwargs = {"num_classes": 5, "width_multiplier": 0.0625, "small_input": True}
+    torch.manual_seed(0)
+    state = build_model("resnet18", kwargs).state_dict()
+    path = _foreign_safetensors(tmp_path / "resnet.safetensors", state)
+    ckpt = load_checkpoint(path)
+    assert ckpt.meta.model == ModelSpec("resnet18", kwargs) and list(ckpt.state) == list(state)

@@ -13,11 +13,11 @@ from tests.conftest import write_run
 
 
 class InlinePool:
-    """Stands in for ProcessPoolExecutor: runs each job at once and records its run dir."""
+    """Stands in for the worker pool: runs each job at once and records its run dir."""
 
     submitted: ClassVar[list[Path]] = []
 
-    def __init__(self, max_workers: int, mp_context) -> None:
+    def __init__(self, jobs: int) -> None:
         pass
 
     def __enter__(self) -> InlinePool:
@@ -56,7 +56,7 @@ def test_a_fully_cached_sweep_starts_no_worker_process(runs, monkeypatch) -> Non
     def no_pool(*args, **kwargs):
         raise AssertionError("a worker pool was started although every score is cached")
 
-    monkeypatch.setattr(executor, "ProcessPoolExecutor", no_pool)
+    monkeypatch.setattr(executor, "worker_pool", no_pool)
     again = score(runs, jobs=2)
     assert again.cached == 6 and again.computed == 0 and again.pending == 0
     columns = [c for c in first.table.columns if c != "seconds"]
@@ -66,8 +66,49 @@ def test_a_fully_cached_sweep_starts_no_worker_process(runs, monkeypatch) -> Non
 def test_runs_from_the_first_uncached_one_on_go_to_the_workers(runs, monkeypatch) -> None:
     score(runs[:1], jobs=1)  # the first run was scored before an interruption
     InlinePool.submitted = []
-    monkeypatch.setattr(executor, "ProcessPoolExecutor", InlinePool)
+    monkeypatch.setattr(executor, "worker_pool", InlinePool)
     report = score(runs, jobs=2)
     assert InlinePool.submitted == runs[1:]
     assert report.cached == 2 and report.computed == 4
     assert report.table.checkpoint.nunique() == 6
+
+
+def test_workers_die_with_their_parent(tmp_path: Path) -> None:
+    """kill -9 of the process that owns a worker pool ends its workers within a second, so
+    none goes on to start the runs that were still queued."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import sys, time\n"
+        "from genmeasures._pool import worker_pool\n"
+        "pool = worker_pool(2)\n"
+        "futures = [pool.submit(time.sleep, 60) for _ in range(4)]\n"
+        "print(' '.join(str(p) for p in pool._processes), flush=True)\n"
+        "while len(pool._processes) < 2:\n"
+        "    time.sleep(0.05)\n"
+        "print(' '.join(str(p) for p in pool._processes), flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    parent.stdout.readline()
+    workers = [int(pid) for pid in parent.stdout.readline().split()]
+    assert len(workers) == 2 and all(_alive(pid) for pid in workers)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(pid) for pid in workers), "a worker outlived its parent"
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie, awaiting its reaper, counts as gone)."""
+    status = Path(f"/proc/{pid}/status")
+    try:
+        return "\nState:\tZ" not in status.read_text()
+    except FileNotFoundError:
+        return False

@@ -182,14 +182,19 @@ def check_output_file(
     return path
 
 
-def check_output_dir(path: str | os.PathLike, what: str, error: type[Exception]) -> Path:
-    """Refuse, before any work, an output folder that is a file or cannot be created."""
+def check_output_dir(
+    path: str | os.PathLike, what: str, error: type[Exception], *, writable: bool = True
+) -> Path:
+    """Refuse, before any work, an output folder that is a file or cannot be created (with
+    ``writable=False`` an existing read-only folder is accepted: a cache that is only read)."""
     path = Path(path)
-    _check_creatable_dir(path, f"{what} {path}", error)
+    _check_creatable_dir(path, f"{what} {path}", error, writable)
     return path
 
 
-def _check_creatable_dir(folder: Path, what: str, error: type[Exception]) -> None:
+def _check_creatable_dir(
+    folder: Path, what: str, error: type[Exception], writable: bool = True
+) -> None:
     # The nearest existing ancestor must be a writable directory.
     probe = folder
     while not probe.exists() and not probe.is_symlink() and probe != probe.parent:
@@ -199,5 +204,7 @@ def _check_creatable_dir(folder: Path, what: str, error: type[Exception]) -> Non
         raise error(f"{what} {where}")
     if probe.is_symlink() and not probe.exists():
         raise error(f"{what}: {probe} is a broken symbolic link")
+    if probe == folder and not writable:
+        return
     if not os.access(probe, os.W_OK | os.X_OK):
         raise error(f"{what}: {probe} is not writable")

@@ -151,6 +151,9 @@ class Checkpoint:
     # order, or a PyTorch state dict's own order) or "file" (a safetensors file from another
     # tool: the order of its header, deterministic but not necessarily the network's).
     order: str = "recorded"
+    # The tensors as the file names them, when they were renamed onto a registered model
+    # (the papers' wrapper layout): a user's own --model may use the file's names.
+    original: Mapping[str, torch.Tensor] | None = None
 
     @property
     def ordered(self) -> bool:
@@ -217,8 +220,16 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         )
     if not state:
         raise CheckpointError(f"checkpoint {path} holds no tensors")
+    original = state
     state, meta = _recognized(state, meta)
-    return Checkpoint(path=path, state=state, meta=meta, digest=sha256_bytes(data), order=order)
+    return Checkpoint(
+        path=path,
+        state=state,
+        meta=meta,
+        digest=sha256_bytes(data),
+        order=order,
+        original=original if list(state) != list(original) else None,
+    )
 
 
 def _recognized(
@@ -271,7 +282,9 @@ def _safetensors_order(data: bytes) -> list[str] | None:
         names = json.loads(_safetensors_header(data)["__metadata__"][_ORDER_KEY])
     except (struct.error, ValueError, KeyError, TypeError):
         return None
-    return names if isinstance(names, list) else None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        return None
+    return names
 
 
 def _safetensors_header_names(data: bytes) -> list[str]:

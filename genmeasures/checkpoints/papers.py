@@ -105,9 +105,12 @@ def _infer(state: Mapping[str, torch.Tensor], family: str) -> ModelSpec | None:
         return None
     kwargs: dict[str, Any] = {"num_classes": int(head.shape[0])}
     if family == "vit":
-        positions = state["encoder.pos_embedding"].shape[1] - 1
+        embedding, patches = state.get("encoder.pos_embedding"), state.get("conv_proj.weight")
+        if embedding is None or patches is None or embedding.ndim != 3 or patches.ndim != 4:
+            return None
+        positions = embedding.shape[1] - 1
         side = round(positions**0.5)
-        if side * side != positions or state["conv_proj.weight"].shape[-1] != 16:
+        if side * side != positions or patches.shape[-1] != 16:
             return None
         if side * 16 != 224:
             kwargs["image_size"] = side * 16
@@ -121,6 +124,8 @@ def _infer(state: Mapping[str, torch.Tensor], family: str) -> ModelSpec | None:
     if name is None:
         return None
     stem = state["conv1.weight"]
+    if stem.ndim != 4:
+        return None
     width = stem.shape[0] / 64
     if width != 1.0:
         kwargs["width_multiplier"] = width

@@ -48,6 +48,8 @@ class TraceEstimate:
     n_matvecs: int
     converged: bool
     method: str
+    # Per block: computed exactly (estimator=auto on a block the outputs are affine in).
+    exact_blocks: tuple[bool, ...] = ()
 
 
 def hutchinson(

@@ -80,10 +80,19 @@ def run_is_finished(info: dict, config: FinetuneConfig) -> bool:
 
 def finetune(config: FinetuneConfig, out: str | Path, *, progress: bool = True, log=None) -> Path:
     """Run (or resume, or reuse) the fine-tuning ``config`` describes, writing to ``out``."""
+    out = Path(out)
+    # A finished run is reused without taking the lock (it may lie on read-only storage).
+    if out.is_dir():
+        info = read_run_info(out)
+        _check_same_run(info, config, out)
+        if run_is_finished(info, config):
+            _say(log, f"{out}: finished run reused")
+            return out
     out = check_output_dir(out, "run directory", OptionError)
-    new = not out.exists()
-    try:
-        with run_lock(out):
+    with run_lock(out):
+        # Decided under the lock: a directory that holds nothing but the lock is new.
+        new = {p.name for p in out.iterdir()} <= {LOCK_FILE}
+        try:
             info = read_run_info(out)
             _check_same_run(info, config, out)
             if run_is_finished(info, config):
@@ -91,12 +100,12 @@ def finetune(config: FinetuneConfig, out: str | Path, *, progress: bool = True, 
                 return out
             with torch_threads(config.train.threads):
                 return _finetune(config, out, info, progress)
-    except BaseException:
-        # A new run that failed before writing anything (bad data, model, pretrained file)
-        # leaves no directory behind.
-        if new and out.is_dir() and {p.name for p in out.iterdir()} <= {LOCK_FILE}:
-            shutil.rmtree(out, ignore_errors=True)
-        raise
+        except BaseException:
+            # A new run that failed before writing anything (bad data, model, pretrained
+            # file) leaves no directory behind; removed while the lock is still held.
+            if new and out.is_dir() and {p.name for p in out.iterdir()} <= {LOCK_FILE}:
+                shutil.rmtree(out, ignore_errors=True)
+            raise
 
 
 def _finetune(config: FinetuneConfig, out: Path, info: dict, progress: bool) -> Path:

@@ -11,11 +11,15 @@ import math
 from dataclasses import replace
 from typing import Annotated, Literal
 
+import torch
+
+from genmeasures.curvature.ggn import ggn_block_traces
 from genmeasures.curvature.lanczos import lanczos_eigenvalues
 from genmeasures.curvature.operators import HessianOperator
+from genmeasures.curvature.structure import probe_blocks
 from genmeasures.curvature.trace import TraceEstimate, exact_trace, hutchinson, hutchpp
 from genmeasures.errors import OptionError
-from genmeasures.measures.context import MeasureContext
+from genmeasures.measures.context import MeasureContext, cross_entropy_per_sample
 from genmeasures.measures.curvature_support import CurvatureSetup, curvature_setup, max_sample_loss
 from genmeasures.measures.distance import LayersOption, displacements
 from genmeasures.measures.layers import LayerPattern, select_layers
@@ -29,7 +33,11 @@ BackendOption = Annotated[
     "Hessian-vector products: forward-over-reverse (func), double backward (autograd), the "
     "faster of the two (auto), or PyHessian's own algorithms (pyhessian, whole model only)",
 ]
-Estimator = Literal["hutchinson", "hutchpp", "exact"]
+Estimator = Literal["auto", "hutchinson", "hutchpp", "exact"]
+ESTIMATOR_HELP = (
+    "auto: exact Tr(G_ii) = Tr(H_ii) on layers the outputs are affine in (probed; C per-sample "
+    "gradient passes, C classes) and Hutchinson on the rest; exact: one product per parameter"
+)
 
 
 def estimate_trace(
@@ -42,6 +50,8 @@ def estimate_trace(
     backend: str,
 ) -> TraceEstimate:
     """Tr(H) and per-layer Tr(H_ii) of the mean loss over ``batches``."""
+    if estimator == "auto":
+        return _auto_trace(setup, batches, rtol=rtol, max_matvecs=max_matvecs, backend=backend)
     op = HessianOperator(
         setup.model, setup.names, batches, setup.ctx.loss, backend=backend, check=False
     )
@@ -49,6 +59,59 @@ def estimate_trace(
         return exact_trace(op)
     estimate = hutchinson if estimator == "hutchinson" else hutchpp
     return estimate(op, rtol=rtol, max_matvecs=max_matvecs, generator=setup.generator())
+
+
+def _auto_trace(
+    setup: CurvatureSetup, batches, *, rtol: float, max_matvecs: int, backend: str
+) -> TraceEstimate:
+    """Tr(H) = sum_i Tr(H_ii): exactly, as Tr(G_ii) from per-sample output Jacobians
+    (:func:`~genmeasures.curvature.ggn.ggn_block_traces`), on the blocks the outputs are
+    affine in (where H_ii = G_ii; probed by
+    :func:`~genmeasures.curvature.structure.probe_blocks`), when that is predicted cheaper
+    than Hutchinson (C per-sample gradient passes against up to ``max_matvecs`` products of
+    about two passes each); Hutchinson on the Hessian of the remaining blocks, whose trace is
+    the sum of theirs. Needs cross-entropy (its Lambda); any other loss: Hutchinson alone.
+
+    ``n_matvecs`` counts passes over the data: C for the exact part, two per block for the
+    probe, and the Hutchinson products.
+    """
+    names = setup.names
+    exact: dict[str, float] = {}
+    cost = 0
+    if setup.ctx.loss is cross_entropy_per_sample:
+        fmodel = setup.functional()
+        with torch.no_grad():
+            classes = int(fmodel.outputs(fmodel.params, batches[0][0][:1]).shape[-1])
+        if classes <= 2 * max_matvecs:
+            structure = probe_blocks(fmodel, batches, seed=setup.ctx.seed)
+            cost += 2 * len(names)
+            affine = [n for n in names if structure[n].affine]
+            if affine:
+                traces, _ = ggn_block_traces(setup.functional(affine), batches)
+                exact = dict(zip(affine, traces, strict=True))
+                cost += classes
+    general = [n for n in names if n not in exact]
+    estimated: dict[str, tuple[float, float]] = {}
+    stderr, samples, converged = 0.0, (), True
+    if general:
+        op = HessianOperator(setup.model, general, batches, setup.ctx.loss, backend=backend)
+        est = hutchinson(op, rtol=rtol, max_matvecs=max_matvecs, generator=setup.generator())
+        estimated = dict(zip(general, zip(est.blocks, est.block_stderrs, strict=True), strict=True))
+        stderr, converged, cost = est.stderr, est.converged, cost + est.n_matvecs
+        offset = math.fsum(exact.values())
+        samples = tuple(offset + s for s in est.samples)
+    blocks = tuple(exact[n] if n in exact else estimated[n][0] for n in names)
+    return TraceEstimate(
+        value=math.fsum(blocks),
+        stderr=stderr,
+        blocks=blocks,
+        block_stderrs=tuple(0.0 if n in exact else estimated[n][1] for n in names),
+        samples=samples,
+        n_matvecs=cost,
+        converged=converged,
+        method="auto",
+        exact_blocks=tuple(n in exact for n in names),
+    )
 
 
 def batch_traces(setup: CurvatureSetup, batch_size: int, **options) -> list[TraceEstimate]:
@@ -80,12 +143,13 @@ def _reports_layer_set(function):
     paper="Zhang, Li & Ju, TMLR 2024 (NSO); Hutchinson 1989; Meyer et al. 2021 (Hutch++)",
     needs=CURVATURE_NEEDS,
     stochastic=True,
+    version=2,  # 2: estimator=auto by default (exact on affine layers)
 )
 @_reports_layer_set
 def hessian_trace(
     ctx: MeasureContext,
     *,
-    estimator: Annotated[Estimator, "exact uses one product per parameter"] = "hutchinson",
+    estimator: Annotated[Estimator, ESTIMATOR_HELP] = "auto",
     rtol: Annotated[float, "stop at this relative standard error"] = 0.01,
     max_matvecs: Annotated[int, "budget of Hessian-vector products (per batch)"] = 200,
     reduce: Annotated[
@@ -154,10 +218,16 @@ def hessian_trace(
 def _trace_result(
     setup: CurvatureSetup, est: TraceEstimate, cost: int, blocks: list[float] | None = None
 ) -> MeasureResult:
+    exact = est.exact_blocks or (False,) * len(setup.names)
     rows = tuple(
-        LayerValue(name, value, stderr if blocks is None else math.nan)
-        for name, value, stderr in zip(
-            setup.names, blocks or est.blocks, est.block_stderrs, strict=True
+        LayerValue(
+            name,
+            value,
+            stderr if blocks is None else math.nan,
+            extras={"affine": float(is_exact)} if est.method == "auto" else {},
+        )
+        for name, value, stderr, is_exact in zip(
+            setup.names, blocks or est.blocks, est.block_stderrs, exact, strict=True
         )
     )
     return MeasureResult(
@@ -304,12 +374,13 @@ def _pyhessian_eigenvalues(setup, *, k, which, per_layer, rtol, max_matvecs) -> 
     paper="Zhang, Li & Ju, TMLR 2024 (NSO): the PAC-Bayes bound of its reference script",
     needs=(*CURVATURE_NEEDS, "init", "n_train"),
     stochastic=True,
+    version=2,  # 2: estimator=auto by default
 )
 def pacbayes_trace_bound(
     ctx: MeasureContext,
     *,
     batch_size: Annotated[int, "mini-batch size of the per-batch traces"] = 32,
-    estimator: Annotated[Estimator, "per-batch trace estimator"] = "hutchinson",
+    estimator: Annotated[Estimator, "per-batch trace estimator (see hessian_trace)"] = "auto",
     rtol: Annotated[float, "relative stderr target of each per-batch trace"] = 0.05,
     max_matvecs: Annotated[int, "budget of Hessian-vector products per batch"] = 100,
     backend: Annotated[Literal["auto", "func", "autograd"], "HVP backend"] = "auto",

@@ -27,8 +27,9 @@ from typing import Annotated, Any, Literal
 import torch
 
 from genmeasures.curvature.persample import bilinear_ggn, bilinear_hessian, positive_part_form
+from genmeasures.curvature.structure import BlockStructure, probe_blocks
 from genmeasures.errors import OptionError
-from genmeasures.measures.context import MeasureContext
+from genmeasures.measures.context import MeasureContext, cross_entropy_per_sample
 from genmeasures.measures.curvature_support import (
     CurvatureSetup,
     curvature_setup,
@@ -60,11 +61,13 @@ DEFAULTS = {
 
 @dataclass(frozen=True)
 class LayerCurvatures:
-    """calH_i per layer (in network order), the largest sample loss C, and the cost."""
+    """calH_i per layer (in network order), the largest sample loss C, the cost, and each
+    layer's route (``affine``: the Gauss-Newton form; ``general``)."""
 
     values: Mapping[str, float]
     max_loss: float
     n_products: int
+    routes: Mapping[str, str]
 
 
 def layer_curvatures(
@@ -79,6 +82,7 @@ def layer_curvatures(
     layers: Any,
     exact_max_dim: int,
     quadrature_steps: int,
+    route: str = "auto",
 ) -> LayerCurvatures:
     """calH_i for every selected layer, reduced over the sample as ``reduce`` says.
 
@@ -89,6 +93,12 @@ def layer_curvatures(
     consecutive mini-batches of ``batch_size`` of the mini-batch mean of q_ij. C is the
     largest per-sample loss (``max_loss=sample``) or the largest mini-batch mean loss
     (``batch``, mini-batches of ``batch_size``).
+
+    ``route=auto`` with psd blocks: a block in which the outputs are affine (decided by
+    :func:`~genmeasures.curvature.structure.probe_blocks`) has H_ii(x) = J_i^T Lambda J_i,
+    PSD under cross-entropy, so v_i^T H_i^+(x) v_i is the Gauss-Newton form, one forward-mode
+    pass for all samples; the other blocks take the Lanczos quadrature (``route=general``
+    forces it everywhere).
     """
     if curvature == "psd" and blocks == "joint":
         raise OptionError("curvature=psd is defined per layer block; use blocks=layer")
@@ -101,16 +111,25 @@ def layer_curvatures(
         raise OptionError("hessian_distance needs the init weights")
     with curvature_setup(ctx, layers) as setup:
         direction = _displacements(setup, head_reference)
+        structure: dict[str, BlockStructure] = {}
+        # The Gauss-Newton form is the positive part only for a loss convex in the outputs.
+        if curvature == "psd" and route == "auto" and ctx.loss is cross_entropy_per_sample:
+            structure = probe_blocks(setup.functional(), setup.batches, direction, seed=ctx.seed)
+        affine = {name for name, block in structure.items() if block.affine}
         per_sample, products = _per_sample_forms(
-            setup, direction, curvature, blocks, exact_max_dim, quadrature_steps
+            setup, direction, curvature, blocks, exact_max_dim, quadrature_steps, affine
         )
+        # The probe: per block two second-order passes over the sample (one random direction
+        # and v_i), each counted like one product per sample.
+        products += 2 * len(ctx.data) * len(structure)
         values = {name: _reduce(q, reduce, batch_size) for name, q in per_sample.items()}
         largest = (
             max_sample_loss(setup)
             if max_loss == "sample"
             else max_batch_mean_loss(setup, batch_size)
         )
-        return LayerCurvatures(values, largest, products)
+        routes = {n: "affine" if n in affine else "general" for n in setup.names}
+        return LayerCurvatures(values, largest, products, routes)
 
 
 def _displacements(setup: CurvatureSetup, head_reference: str) -> dict[str, torch.Tensor]:
@@ -139,6 +158,7 @@ def _per_sample_forms(
     blocks: str,
     exact_max_dim: int,
     quadrature_steps: int,
+    affine: set[str],
 ) -> tuple[dict[str, torch.Tensor], int]:
     names = setup.names
     joint = setup.functional() if blocks == "joint" else None
@@ -149,7 +169,11 @@ def _per_sample_forms(
     for inputs, targets in setup.batches:
         for index, name in enumerate(names):
             v = direction[name]
-            if curvature == "psd":
+            if curvature == "psd" and name in affine:
+                # H_ii(x) is its own Gauss-Newton block, PSD: its positive part is itself.
+                values = bilinear_ggn(singles[name], inputs, targets, (v,), (v,))
+                products += len(targets)
+            elif curvature == "psd":
                 values, spent = positive_part_form(
                     singles[name],
                     inputs,
@@ -194,6 +218,11 @@ def _resolve_preset(preset: str, chosen: Mapping[str, Any]) -> dict[str, Any]:
     return dict(PUBLISHED)
 
 
+DistanceLayersOption = Annotated[
+    LayersOption,
+    "; 'published': the authors' layers (Conv2d named conv* + head; transformers: every linear "
+    "map but the embeddings)",
+]
 CurvatureOption = Annotated[
     Literal["psd", "hessian", "ggn"],
     "psd: positive part of the per-sample block (paper); hessian: raw quadratic form, clipped "
@@ -238,7 +267,12 @@ def _make_measure(as_bound: bool):
         preset: PresetOption = "none",
         exact_max_dim: Annotated[int, "psd: exact eigendecomposition up to this size"] = 512,
         quadrature_steps: Annotated[int, "psd: Lanczos quadrature steps above it"] = 30,
-        layers: LayersOption = None,
+        route: Annotated[
+            Literal["auto", "general"],
+            "auto: the Gauss-Newton form on blocks the outputs are affine in (probed), "
+            "general: Lanczos quadrature on every psd block",
+        ] = "auto",
+        layers: DistanceLayersOption = None,
     ) -> MeasureResult:
         chosen = {
             "curvature": curvature,
@@ -252,7 +286,10 @@ def _make_measure(as_bound: bool):
         if preset == "published":
             if layers is not None:
                 raise OptionError("preset=published fixes the layers; do not also set layers")
-            layers = published_layer_names(ctx.model)
+            layers = "published"
+        # The authors' rule, named in the table (a list would differ by architecture and split
+        # one measure into several columns); the per-layer rows list the layers.
+        layer_names = published_layer_names(ctx.model) if layers == "published" else layers
         for key, value in (
             ("batch_size", resolved["batch_size"]),
             ("exact_max_dim", exact_max_dim),
@@ -262,9 +299,10 @@ def _make_measure(as_bound: bool):
                 raise OptionError(f"option {key!r} must be positive, got {value}")
         settings = {
             **resolved,
-            "layers": layers,
+            "layers": layer_names,
             "exact_max_dim": exact_max_dim,
             "quadrature_steps": quadrature_steps,
+            "route": route,
         }
         # hessian_distance and hessian_bound with the same options share one computation.
         key = ("layer_curvatures", repr(sorted(settings.items())))
@@ -277,7 +315,14 @@ def _make_measure(as_bound: bool):
         if as_bound:
             extras["hessian_distance"] = distance
         rows = tuple(
-            LayerValue(name, value, extras={"sqrt_scaled": scale * math.sqrt(max(value, 0.0))})
+            LayerValue(
+                name,
+                value,
+                extras={
+                    "sqrt_scaled": scale * math.sqrt(max(value, 0.0)),
+                    "affine": float(curvatures.routes[name] == "affine"),
+                },
+            )
             for name, value in curvatures.values.items()
         )
         # The table's options column shows what was computed, a preset's values included.
@@ -298,14 +343,18 @@ _distance_measure.__doc__ = """The Hessian distance of Ju, Li & Zhang (ICML 2022
 
     sum_i sqrt(calH_i). Per-layer rows hold calH_i (extra ``sqrt_scaled`` = sqrt(calH_i)).
     ``n_matvecs`` counts per-sample second-order products: one per sample and layer on the
-    hessian/ggn routes (forward mode, all samples of a batch at once), ``quadrature_steps`` per
-    sample and layer for psd blocks above ``exact_max_dim`` (0 on the exact route).
+    hessian/ggn routes and on psd blocks the outputs are affine in (forward mode, all samples
+    of a batch at once; plus two per sample and layer for the probe that decides it), up to
+    the block's dimension or ``quadrature_steps`` per sample and layer for other psd blocks.
+    Per-layer rows ``hessian_distance.affine`` say which route each layer took (1: the
+    Gauss-Newton form, 0: the quadrature).
     """
 hessian_distance = register_measure(
     "hessian_distance",
     summary="sum_i sqrt(max_(x,y) v_i^T H_i^+(x,y) v_i), v_i = W_i - W0_i (Theorem 2.1)",
     paper="Ju, Li & Zhang, ICML 2022",
     needs=("init", "data", "model", "curvature"),
+    version=2,  # 2: affine blocks by the Gauss-Newton form (same value, other cost), routes
 )(_distance_measure)
 
 _bound_measure = _make_measure(as_bound=True)
@@ -322,4 +371,5 @@ hessian_bound = register_measure(
     summary="sqrt(C) sum_i sqrt(calH_i) / sqrt(n): the generalization bound's gap term",
     paper="Ju, Li & Zhang, ICML 2022 (Theorem 2.1)",
     needs=("init", "data", "model", "curvature", "n_train"),
+    version=2,
 )(_bound_measure)

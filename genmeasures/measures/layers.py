@@ -10,6 +10,7 @@ statistics are never selected.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from fnmatch import fnmatchcase
 
@@ -44,6 +45,7 @@ def select_layers(state: Mapping[str, torch.Tensor], pattern: LayerPattern = Non
         names = default_layer_names(state)
         if not names:
             raise OptionError("no Conv/Linear weight tensors found; select layers with a glob")
+        _note_left_out(state, names)
         return names
     globs = [pattern] if isinstance(pattern, str) else list(pattern)
     candidates = [
@@ -58,6 +60,29 @@ def select_layers(state: Mapping[str, torch.Tensor], pattern: LayerPattern = Non
             f"layer glob {pattern!r} matches no parameter (names look like: {examples}, ...)"
         )
     return names
+
+
+def _note_left_out(state: Mapping[str, torch.Tensor], names: list[str]) -> None:
+    """Warn (the scorer's notes collect it) about matrices the default leaves out: weights
+    that are not a Conv/Linear module's, such as a free nn.Parameter or a ViT's position
+    embedding, so that the layer set is never narrower than the user thinks unnoticed."""
+    chosen = set(names)
+    left_out = [
+        name
+        for name, tensor in state.items()
+        if tensor.is_floating_point()
+        and tensor.ndim >= 2
+        and name not in chosen
+        and not name.endswith(_RUNNING_STATISTICS)
+    ]
+    if left_out:
+        shown = ", ".join(repr(n) for n in left_out[:3]) + (" ..." if len(left_out) > 3 else "")
+        warnings.warn(
+            f"the default layers (Conv/Linear weights) leave out {len(left_out)} other "
+            f"matrix tensor(s): {shown}; pass layers=all or a glob to include them",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def published_layer_names(model: nn.Module) -> list[str]:

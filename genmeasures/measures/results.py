@@ -58,16 +58,18 @@ class MeasureResult:
             "seconds": self.seconds,
             "n_matvecs": self.n_matvecs,
         }
+        # Extras in sorted order: a result read back from the cache (stored with sorted
+        # keys) gives the same rows in the same order as one just computed.
         rows = [self._row(self.measure, "", self.value, self.stderr, common)]
         rows += [
             self._row(f"{self.measure}.{key}", "", value, NAN, common)
-            for key, value in self.extras.items()
+            for key, value in sorted(self.extras.items())
         ]
         for layer in self.layers:
             rows.append(self._row(self.measure, layer.layer, layer.value, layer.stderr, common))
             rows += [
                 self._row(f"{self.measure}.{key}", layer.layer, value, NAN, common)
-                for key, value in layer.extras.items()
+                for key, value in sorted(layer.extras.items())
             ]
         return rows
 

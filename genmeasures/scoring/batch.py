@@ -13,7 +13,7 @@ import re
 import sys
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -43,11 +43,13 @@ from genmeasures.checkpoints.run import (
 from genmeasures.data.evalset import EvaluationSet
 from genmeasures.errors import (
     CheckpointError,
+    GenMeasuresError,
     ModelError,
     OptionError,
     describe_failure,
     describe_os_error,
     is_bad_input,
+    one_line,
 )
 from genmeasures.measures import (
     MeasureContext,
@@ -194,7 +196,9 @@ def score_checkpoints(
     device = resolve_device(device)
     cache = None
     if use_cache:
-        root = check_output_dir(cache_dir or default_cache_dir(), "cache folder", OptionError)
+        root = check_output_dir(
+            cache_dir or default_cache_dir(), "cache folder", OptionError, writable=False
+        )
         cache = ResultCache(root)
     report = ScoreReport(table=pd.DataFrame())
     items = _expand(paths, init, report.failures, select)
@@ -256,8 +260,8 @@ class _Scorer:
     by_default: bool = False  # the measures are the default selection, not the user's
 
     def score(self, item: _Item, bar: tqdm) -> list[dict[str, Any]]:
-        init = self.loader.init(item.init)
-        ckpt = load_checkpoint(item.checkpoint)
+        init = self._own_names(self.loader.init(item.init))
+        ckpt = self._own_names(load_checkpoint(item.checkpoint))
         check_finite(ckpt.state, str(ckpt.path))
         spec, may_import = self._model_spec(ckpt, init)
         init_state, init_head = None, ""
@@ -271,7 +275,16 @@ class _Scorer:
             else None
         )
         n_train = self.n_train if self.n_train is not None else ckpt.meta.n_train
-        evaluation = self.loader.data(ckpt, item.run) if uses_data(self.requests) else None
+        evaluation, data_problem = None, ""
+        if uses_data(self.requests):
+            try:
+                evaluation = self.loader.data(ckpt, item.run)
+            except GenMeasuresError as exc:
+                if not self.by_default:
+                    raise
+                # The default selection skips the data measures of a run whose recorded
+                # dataset is not here (an archived run) and scores the rest.
+                data_problem = f"evaluation data (the recorded dataset: {one_line(exc)})"
         factory = _model_factory(ckpt, spec, self.device, may_import) if spec else None
         ctx = MeasureContext(
             weights=weights,
@@ -306,6 +319,8 @@ class _Scorer:
         for measure, options in self.requests:
             bar.set_description_str(measure.name, refresh=True)
             lacking = ctx.missing_inputs(measure.needs) if self.by_default else []
+            if data_problem:
+                lacking = [data_problem if "--data" in what else what for what in lacking]
             if lacking:
                 key = (measure.name, " and ".join(lacking))
                 self.report.skipped[key] = self.report.skipped.get(key, 0) + 1
@@ -316,6 +331,18 @@ class _Scorer:
                 rows += [{**columns, **row} for row in result.rows()]
             bar.update()
         return rows
+
+    def _own_names(self, ckpt: Checkpoint | None) -> Checkpoint | None:
+        """A file renamed onto a registered model keeps its own names when the user's
+        ``--model`` uses them (their own wrapper class, say)."""
+        if ckpt is None or ckpt.original is None or self.model_spec is None:
+            return ckpt
+        model = _meta_model(self.model_spec, self.allow_import)
+        if model is None or set(model.state_dict()) != set(ckpt.original):
+            return ckpt
+        return replace(
+            ckpt, state=ckpt.original, original=None, meta=replace(ckpt.meta, model=None)
+        )
 
     def _model_spec(
         self, ckpt: Checkpoint, init: Checkpoint | None
@@ -495,19 +522,23 @@ def _in_network_order(
     """
     if spec is None:
         return state, order
-    own = _state_names(spec, allow_import)
+    model = _meta_model(spec, allow_import)
+    own = list(model.state_dict()) if model is not None else []
     if set(own) != set(state):
         return state, order  # a mismatch is reported when the model is loaded
     return {name: state[name] for name in own}, "model"
 
 
-def _state_names(spec: ModelSpec, allow_import: bool) -> list[str]:
+def _meta_model(spec: ModelSpec, allow_import: bool) -> nn.Module | None:
+    """The model built on the meta device (no memory), or None when it cannot be built there
+    (a user's factory calling .item() on a tensor): callers then keep the file's order."""
     from genmeasures.models import build_model
 
-    with torch.device("meta"):
-        return list(
-            build_model(spec.name, dict(spec.kwargs), allow_import=allow_import).state_dict()
-        )
+    try:
+        with torch.device("meta"):
+            return build_model(spec.name, dict(spec.kwargs), allow_import=allow_import)
+    except Exception:  # (an unknown or broken model is reported when it is really built)
+        return None
 
 
 def _init_with_head(
@@ -528,10 +559,11 @@ def _init_with_head(
     same = set(state) == set(init) and all(state[n].shape == init[n].shape for n in state)
     if same or spec is None:
         return init, "init"
-    from genmeasures.models import build_model, head_name
+    from genmeasures.models import head_name
 
-    with torch.device("meta"):
-        model = build_model(spec.name, dict(spec.kwargs), allow_import=allow_import)
+    model = _meta_model(spec, allow_import)
+    if model is None:
+        return init, "init"
     own = model.state_dict()
     fits = set(own) == set(state) and all(own[n].shape == state[n].shape for n in own)
     if not fits:  # the checkpoint itself is off: not a new head, a mismatch to report

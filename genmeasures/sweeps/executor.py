@@ -46,6 +46,8 @@ def check_points(points: Sequence[SweepPoint], settings: SweepSettings) -> None:
     check_output_dir(settings.out, "sweep folder", OptionError)
     memo: dict = {}
     for point in points:
+        if is_finished(settings.out / point.name, point):
+            continue  # reused as it is: its inputs need not be here any more
         try:
             check_runnable(point.config, memo)
         except GenMeasuresError as exc:

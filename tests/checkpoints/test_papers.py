@@ -113,3 +113,65 @@ def test_a_key_mismatch_is_a_short_diff_that_names_the_prefix() -> None:
     assert text.endswith("(the file's names lack the prefix 'net.')")
     with pytest.raises(CheckpointError, match=r"adds the prefix 'net\.' to every name"):
         check_matches_init(prefixed, state, "ckpt")
+
+
+class UserWrapper(torch.nn.Module):
+    """A user's own copy of the scripts' wrapper class (their names, not torchvision's)."""
+
+    def __init__(self, num_classes: int = 7) -> None:
+        super().__init__()
+        self.feature_extractor = _resnet(0)
+        self.feature_extractor.fc = torch.nn.Identity()
+        self.pred_head = torch.nn.Linear(4 * 8, num_classes)
+
+    def forward(self, x):
+        return self.pred_head(self.feature_extractor(x))
+
+
+def user_wrapper(**kwargs) -> torch.nn.Module:
+    return UserWrapper(**kwargs)
+
+
+def test_a_users_own_wrapper_model_keeps_the_files_names(tmp_path: Path) -> None:
+    model = UserWrapper()
+    path = tmp_path / "m.pth"
+    torch.save({"arch": "ResNet18", "epoch": 1, "state_dict": model.state_dict()}, path)
+    init = tmp_path / "i.pth"
+    torch.save({"arch": "ResNet18", "epoch": 0, "state_dict": model.state_dict()}, init)
+    assert load_checkpoint(path).meta.model.name == "resnet18"  # recognized without --model
+    report = score_checkpoints(
+        [path],
+        init=init,
+        measures=["distance_from_init"],
+        model=ModelSpec("tests.checkpoints.test_papers:user_wrapper"),
+        allow_import=True,
+        progress=False,
+    )
+    assert report.ok, report.failures
+    layers = set(report.table.layer) - {""}
+    assert "pred_head.weight" in layers and "feature_extractor.conv1.weight" in layers
+
+
+def test_damaged_recognition_inputs_are_not_exceptions(tmp_path: Path) -> None:
+    """Half a ViT's names, a 2-d stem: not recognized, no KeyError."""
+    from genmeasures.checkpoints import papers
+
+    assert (
+        papers.recognize({"conv_proj.weight": torch.zeros(2, 2), "class_token": torch.zeros(1)})
+        is None
+    )
+    assert (
+        papers.recognize(
+            {"conv1.weight": torch.zeros(2, 2), "layer1.0.conv1.weight": torch.zeros(1)}
+        )
+        is None
+    )
+
+
+def test_a_damaged_recorded_order_falls_back_to_the_header(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    path = tmp_path / "w.safetensors"
+    save_file({"w": torch.zeros(2)}, str(path), metadata={"genmeasures.order": '[["w"]]'})
+    ckpt = load_checkpoint(path)
+    assert ckpt.order == "file" and list(ckpt.state) == ["w"]

@@ -1048,6 +1048,7 @@ def test_a_run_directory_is_trained_by_one_process_at_a_time(tmp_path: Path) -> 
         assert f"being trained by another process (PID {holder.pid})" in proc.stderr
         assert "Traceback" not in proc.stderr
         assert not (run / "checkpoints").exists()
+        assert (run / ".lock").exists()  # the refused one removed nothing of the holder's
     finally:
         holder.kill()
         holder.wait()

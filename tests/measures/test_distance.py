@@ -130,3 +130,19 @@ def test_measure_rows_are_tidy() -> None:
     }
     assert sum(r["layer"] == "fc1.weight" for r in rows) == 2
     assert all(r["options"] == "layers=none" for r in rows)
+
+
+def test_the_default_layers_say_which_matrices_they_leave_out() -> None:
+    """A free nn.Parameter (or a ViT's position embedding) is not a Conv/Linear weight: the
+    default layer set leaves it out, and says so."""
+    from genmeasures.measures.layers import select_layers
+
+    state = {
+        "fc.weight": torch.zeros(3, 4),
+        "fc.bias": torch.zeros(3),
+        "scale": torch.ones(4, 4),
+        "bn.running_mean": torch.zeros(4),
+    }
+    with pytest.warns(UserWarning, match=r"leave out 1 other matrix tensor\(s\): 'scale'"):
+        assert select_layers(state) == ["fc.weight"]
+    assert select_layers(state, "all") == ["fc.weight", "fc.bias", "scale"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Annotated, Literal
 
@@ -165,3 +166,30 @@ def test_spec_parsing() -> None:
     )
     with pytest.raises(OptionError, match="empty name"):
         parse_spec(":a=1")
+
+
+def test_rows_are_the_same_computed_or_read_back_from_the_cache() -> None:
+    """The cache stores extras with sorted keys; rows come out in one order either way."""
+    from genmeasures.measures import MeasureResult
+    from genmeasures.measures.results import LayerValue
+
+    fresh = MeasureResult(
+        value=1.0,
+        extras={"zeta": 2.0, "alpha": 3.0},
+        layers=(LayerValue("w", 4.0, extras={"sqrt_scaled": 2.0, "affine": 1.0}),),
+        measure="m",
+    )
+    read_back = MeasureResult.from_json(json.loads(json.dumps(fresh.to_json(), sort_keys=True)))
+
+    def key(rows):
+        return [(r["measure"], r["layer"], r["value"]) for r in rows]
+
+    assert key(fresh.rows()) == key(read_back.rows())
+    assert [r["measure"] for r in fresh.rows()] == [
+        "m",
+        "m.alpha",
+        "m.zeta",
+        "m",
+        "m.affine",
+        "m.sqrt_scaled",
+    ]

@@ -450,3 +450,39 @@ def test_a_foreign_torchvision_safetensors_file_is_recognized(tmp_path: Path) ->
     path = _foreign_safetensors(tmp_path / "resnet.safetensors", state)
     ckpt = load_checkpoint(path)
     assert ckpt.meta.model == ModelSpec("resnet18", kwargs) and list(ckpt.state) == list(state)
+
+
+def test_the_default_selection_scores_a_run_whose_dataset_is_gone(tmp_path: Path) -> None:
+    """An archived run records a dataset that is not on this machine: the default selection
+    skips the data measures with the reason and still scores the weight-space ones."""
+    run = write_run(tmp_path / "run", n_epochs=1, data=str(tmp_path / "archived.npz"))
+    report = score_checkpoints([run], progress=False)
+    assert report.ok, report.failures
+    assert set(report.table.measure.str.split(".").str[0]) == {
+        "distance_from_init",
+        "layerwise_distance",
+        "distance_bound",
+    }
+    assert any("the recorded dataset: no such file" in note for note in report.notes())
+    explicit = score_checkpoints([run], measures=["noise_stability"], progress=False)
+    assert "no such file" in explicit.failures[0].message  # asked for: a failure
+
+
+def meta_hostile_factory(**kwargs) -> torch.nn.Module:
+    """A user's factory that cannot be built on the meta device (it reads a tensor's value)."""
+    from tests.conftest import tiny_mlp
+
+    if torch.zeros(1).item() != 0.0:  # .item() raises on the meta device
+        raise AssertionError
+    return tiny_mlp()
+
+
+def test_a_model_that_cannot_be_built_on_the_meta_device_keeps_the_file_order(
+    run_dir: Path,
+) -> None:
+    spec = ModelSpec("tests.scoring.test_batch:meta_hostile_factory")
+    report = score_checkpoints(
+        [run_dir], measures=["distance_from_init"], model=spec, allow_import=True, progress=False
+    )
+    assert report.ok, report.failures
+    assert set(report.table.tensor_order) == {"recorded"} and len(report.table) == 12

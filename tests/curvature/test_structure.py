@@ -1,0 +1,236 @@
+"""The affine-block probe, and the paper-exact Hessian distance's fast route it enables."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+import genmeasures
+from genmeasures.curvature import FunctionalModel
+from genmeasures.curvature.structure import probe_blocks
+from genmeasures.data import EvaluationSet
+from genmeasures.measures import cross_entropy_per_sample
+from genmeasures.models import build_model
+from tests.curvature.oracle import Oracle, positive_part, tanh_mlp
+
+
+class ReluCnn(nn.Module):
+    """ReLU, eval-mode BatchNorm, max-pool and a residual sum: affine in every block."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 3, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(3)
+        self.conv2 = nn.Conv2d(3, 3, 3, padding=1)
+        self.head = nn.Linear(3 * 2 * 2, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.bn(self.conv1(x)))
+        x = x + F.leaky_relu(self.conv2(x), 0.1)  # functional, residual
+        return self.head(F.max_pool2d(x, 2).flatten(1))
+
+
+class Mixed(nn.Module):
+    """ReLU layers, then a smooth one: only the blocks after the last smooth operation are
+    affine; ``activation`` replaces the smooth one (written functionally in forward)."""
+
+    def __init__(self, activation) -> None:
+        super().__init__()
+        self.first = nn.Linear(4, 5)
+        self.second = nn.Linear(5, 5)
+        self.third = nn.Linear(5, 4)
+        self.head = nn.Linear(4, 3)
+        self.activation = activation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.first(x))
+        x = self.activation(self.second(x))
+        x = torch.relu(self.third(x))
+        return self.head(x)
+
+
+def _fmodel(model: nn.Module) -> FunctionalModel:
+    names = [n for n, p in model.named_parameters() if p.ndim >= 2]
+    return FunctionalModel.create(model, names, cross_entropy_per_sample)
+
+
+def _relu_cnn() -> nn.Module:
+    torch.manual_seed(0)
+    model = ReluCnn().double().eval()
+    with torch.no_grad():
+        model.bn.running_mean.uniform_(-0.5, 0.5)
+        model.bn.running_var.uniform_(0.5, 2.0)
+    return model
+
+
+def _routes(model: nn.Module, inputs: torch.Tensor) -> dict[str, bool]:
+    targets = torch.zeros(len(inputs), dtype=torch.long)
+    return {n: s.affine for n, s in probe_blocks(_fmodel(model), [(inputs, targets)]).items()}
+
+
+def test_every_block_of_a_relu_cnn_with_batchnorm_and_max_pool_is_affine() -> None:
+    inputs = torch.randn(6, 1, 4, 4, dtype=torch.float64)
+    assert _routes(_relu_cnn(), inputs) == {
+        "conv1.weight": True,
+        "conv2.weight": True,
+        "head.weight": True,
+    }
+
+
+def test_smooth_models_have_only_their_head_affine() -> None:
+    """tanh MLP and a GELU ViT with LayerNorm and attention: the outputs are affine in the
+    head's weights alone (nothing smooth comes after it)."""
+    mlp = _routes(tanh_mlp(), torch.randn(5, 4, dtype=torch.float64))
+    assert mlp == {"layers.0.weight": False, "head.weight": True}
+    torch.manual_seed(0)
+    vit = build_model("vit_tiny", {"num_classes": 3}).double().eval()
+    with torch.no_grad():  # torchvision's ViT starts with a zero head: outputs constant
+        vit.heads.head.weight.normal_()
+    routes = _routes(vit, torch.randn(3, 1, 8, 8, dtype=torch.float64))
+    head = [n for n in routes if n.startswith("heads.")]
+    assert [n for n, affine in routes.items() if affine] == head and len(routes) > 3
+
+
+@pytest.mark.parametrize(
+    "activation",
+    [torch.tanh, lambda x: x * x, lambda x: x * torch.sigmoid(x), F.gelu, F.silu],
+    ids=["tanh", "x*x", "x*sigmoid(x)", "gelu", "silu"],
+)
+def test_a_functional_smooth_activation_is_never_taken_for_affine(activation) -> None:
+    torch.manual_seed(0)
+    model = Mixed(activation).double().eval()
+    routes = _routes(model, torch.randn(7, 4, dtype=torch.float64))
+    assert routes == {
+        "first.weight": False,
+        "second.weight": False,
+        "third.weight": True,
+        "head.weight": True,
+    }
+
+
+def test_float32_probe_agrees() -> None:
+    model = _relu_cnn().float()
+    assert all(_routes(model, torch.randn(6, 1, 4, 4)).values())
+    mixed = Mixed(torch.tanh).eval()
+    assert not _routes(mixed, torch.randn(7, 4))["second.weight"]
+
+
+def _fine_tuned(make):
+    init = make()
+    model = make()
+    generator = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=generator, dtype=p.dtype))
+    return model, init
+
+
+def _direct_paper_distance(model, init, inputs, targets) -> list[float]:
+    """max_j v_i^T H_ii(x_j)^+ v_i from exact per-sample Hessians (torch.func.hessian)."""
+    names = [n for n, p in model.named_parameters() if p.ndim >= 2]
+    oracle = Oracle(model, names, inputs, targets)
+    state, start = init.state_dict(), model.state_dict()
+    values = []
+    for i, name in enumerate(names):
+        v = (start[name] - state[name]).reshape(-1)
+        forms = [
+            float(v @ positive_part(oracle.block(oracle.sample_hessian(j), i)) @ v)
+            for j in range(len(targets))
+        ]
+        values.append(max(forms))
+    return values
+
+
+@pytest.mark.parametrize("make", [_relu_cnn, lambda: Mixed(torch.tanh).double().eval()])
+def test_fast_and_general_routes_give_the_paper_exact_distance(make) -> None:
+    """Through the fast route on affine blocks and the quadrature on the others, the
+    paper-exact hessian_distance equals the direct computation to 1e-10, and the forced
+    general route agrees with it to 1e-8; the per-layer rows say which route each took."""
+    torch.manual_seed(0)
+    model, init = _fine_tuned(make)
+    shape = (1, 4, 4) if isinstance(model, ReluCnn) else (4,)
+    generator = torch.Generator().manual_seed(1)
+    inputs = torch.randn(9, *shape, generator=generator, dtype=torch.float64)
+    targets = torch.randint(0, 3, (9,), generator=generator)
+    data = EvaluationSet.from_tensors(inputs, targets, batch_size=4)
+    measures = ["hessian_distance", "hessian_distance:route=general"]
+    table = genmeasures.score(model, init, data, measures, n_train=50)
+    expected = _direct_paper_distance(model, init, inputs, targets)
+    fast = table[(table.measure == "hessian_distance") & (table.options.str.contains("auto"))]
+    general = table[(table.measure == "hessian_distance") & (table.options.str.contains("general"))]
+    per_layer_fast = fast[fast.layer != ""].value.tolist()
+    per_layer_general = general[general.layer != ""].value.tolist()
+    assert per_layer_fast == pytest.approx(expected, abs=1e-10)
+    assert per_layer_general == pytest.approx(per_layer_fast, abs=1e-8)
+    total = math.fsum(math.sqrt(max(c, 0.0)) for c in expected)
+    assert fast[fast.layer == ""].value.iloc[0] == pytest.approx(total, abs=1e-10)
+    routes = table[
+        (table.measure == "hessian_distance.affine") & table.options.str.contains("auto")
+    ]
+    affine = dict(zip(routes.layer, routes.value, strict=True))
+    if isinstance(model, ReluCnn):
+        assert set(affine.values()) == {1.0}
+        # Per layer: one product per sample, plus the two probe passes.
+        cost = fast[fast.layer == ""].n_matvecs.iloc[0]
+        assert cost == 3 * len(targets) * len(expected)
+    else:
+        assert affine == {
+            "first.weight": 0.0,
+            "second.weight": 0.0,
+            "third.weight": 1.0,
+            "head.weight": 1.0,
+        }
+
+
+def _data(model, n: int = 9, batch_size: int = 4):
+    shape = (1, 4, 4) if isinstance(model, ReluCnn) else (4,)
+    generator = torch.Generator().manual_seed(1)
+    inputs = torch.randn(n, *shape, generator=generator, dtype=torch.float64)
+    targets = torch.randint(0, 3, (n,), generator=generator)
+    return inputs, targets, EvaluationSet.from_tensors(inputs, targets, batch_size=batch_size)
+
+
+def test_auto_trace_is_exact_on_affine_layers() -> None:
+    """estimator=auto on a ReLU CNN (BatchNorm in eval mode, max-pool, a residual sum): the
+    trace and every per-layer trace equal torch.func.hessian's to 1e-10, with stderr 0."""
+    model, init = _fine_tuned(_relu_cnn)
+    inputs, targets, data = _data(model)
+    names = [n for n, p in model.named_parameters() if p.ndim >= 2]
+    oracle = Oracle(model, names, inputs, targets)
+    exact = oracle.hessian()
+    table = genmeasures.score(model, init, data, ["hessian_trace"], n_train=50)
+    whole = table[(table.measure == "hessian_trace") & (table.layer == "")].iloc[0]
+    assert whole.value == pytest.approx(float(exact.trace()), abs=1e-10) and whole.stderr == 0
+    layers = table[(table.measure == "hessian_trace") & (table.layer != "")]
+    expected = [float(oracle.block(exact, i).trace()) for i in range(len(names))]
+    assert layers.value.tolist() == pytest.approx(expected, abs=1e-10)
+    routes = table[table.measure == "hessian_trace.affine"]
+    assert set(routes.value) == {1.0}
+    # Cost in passes over the data: 3 classes + 2 probe passes per layer, no products.
+    assert whole.n_matvecs == 3 + 2 * len(names)
+
+
+def test_auto_trace_estimates_the_smooth_layers_and_is_exact_on_the_rest() -> None:
+    model, init = _fine_tuned(lambda: Mixed(torch.tanh).double().eval())
+    inputs, targets, data = _data(model, n=11)
+    names = [n for n, p in model.named_parameters() if p.ndim >= 2]
+    oracle = Oracle(model, names, inputs, targets)
+    exact = oracle.hessian()
+    table = genmeasures.score(
+        model, init, data, ["hessian_trace:rtol=0.02,max_matvecs=400"], n_train=50
+    )
+    layers = table[(table.measure == "hessian_trace") & (table.layer != "")]
+    per_layer = dict(zip(layers.layer, zip(layers.value, layers.stderr, strict=True), strict=True))
+    for i, name in enumerate(names):
+        value, stderr = per_layer[name]
+        truth = float(oracle.block(exact, i).trace())
+        if name in ("third.weight", "head.weight"):
+            assert value == pytest.approx(truth, abs=1e-10) and stderr == 0
+        else:
+            assert abs(value - truth) <= 4 * stderr and stderr > 0
+    whole = table[(table.measure == "hessian_trace") & (table.layer == "")].iloc[0]
+    assert abs(whole.value - float(exact.trace())) <= 4 * whole.stderr

@@ -21,6 +21,7 @@ from genmeasures.checkpoints.validate import (
     check_finite,
     check_matches_init,
     describe_difference,
+    same_layout,
 )
 
 __all__ = [
@@ -39,5 +40,6 @@ __all__ = [
     "metrics_table",
     "read_metrics",
     "read_run_info",
+    "same_layout",
     "save_checkpoint",
 ]

@@ -204,11 +204,12 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     order = "recorded"
     if path.suffix == SAFETENSORS_SUFFIX:
         state, meta = _read_safetensors(path, data), _read_sidecar(path)
-        names = _safetensors_order(data)
+        header = _safetensors_header(data)
+        names = _recorded_order(header)
         if names is None or set(names) != set(state):
             # safetensors returns its tensors in a different order in every process: use the
             # header's, which only the file's bytes decide.
-            names, order = _safetensors_header_names(data), "file"
+            names, order = [name for name in header if name != "__metadata__"], "file"
         state = {name: state[name] for name in names}
     elif path.suffix in TORCH_SUFFIXES:
         state, meta = _read_torch(path, data)
@@ -276,20 +277,15 @@ def _safetensors_header(data: bytes) -> dict[str, Any]:
     return json.loads(data[8 : 8 + length])
 
 
-def _safetensors_order(data: bytes) -> list[str] | None:
+def _recorded_order(header: Mapping[str, Any]) -> list[str] | None:
     """The tensor order genmeasures stored in the safetensors header, if any."""
     try:
-        names = json.loads(_safetensors_header(data)["__metadata__"][_ORDER_KEY])
-    except (struct.error, ValueError, KeyError, TypeError):
+        names = json.loads(header["__metadata__"][_ORDER_KEY])
+    except (ValueError, KeyError, TypeError):
         return None
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         return None
     return names
-
-
-def _safetensors_header_names(data: bytes) -> list[str]:
-    """The tensor names in the order the header lists them."""
-    return [name for name in _safetensors_header(data) if name != "__metadata__"]
 
 
 def _read_sidecar(path: Path) -> CheckpointMeta:

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from genmeasures.checkpoints.format import ModelSpec
+from genmeasures.checkpoints.validate import same_layout
 
 BODY_PREFIX = "feature_extractor."
 HEAD_PREFIX = "pred_head."
@@ -147,5 +148,4 @@ def _model_order(state: Mapping[str, torch.Tensor], spec: ModelSpec) -> list[str
             own = build_model(spec.name, dict(spec.kwargs)).state_dict()
     except GenMeasuresError:
         return None
-    fits = set(own) == set(state) and all(tuple(own[k].shape) == tuple(state[k].shape) for k in own)
-    return list(own) if fits else None
+    return list(own) if same_layout(own, state) else None

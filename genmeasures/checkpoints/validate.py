@@ -35,6 +35,11 @@ def check_matches_init(
             )
 
 
+def same_layout(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor]) -> bool:
+    """Whether two state dicts hold the same names with the same shapes."""
+    return set(a) == set(b) and all(tuple(a[n].shape) == tuple(b[n].shape) for n in a)
+
+
 def describe_difference(
     expected: Sequence[str], found: Sequence[str], expected_side: str, found_side: str
 ) -> str:

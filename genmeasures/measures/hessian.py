@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from dataclasses import replace
 from typing import Annotated, Literal
 
@@ -127,7 +128,9 @@ def _reports_layer_set(function):
     @functools.wraps(function)
     def measure(ctx: MeasureContext, **options):
         result = function(ctx, **options)
-        names = select_layers(ctx.weights, _layers_for(options["backend"], options["layers"]))
+        with warnings.catch_warnings():  # (the measure itself already noted what it left out)
+            warnings.simplefilter("ignore")
+            names = select_layers(ctx.weights, _layers_for(options["backend"], options["layers"]))
         counts = {
             "n_layers": float(len(names)),
             "n_parameters": float(sum(ctx.weights[n].numel() for n in names)),

@@ -4,7 +4,6 @@ from genmeasures.scoring.api import score
 from genmeasures.scoring.batch import (
     ScoreFailure,
     ScoreReport,
-    default_measures,
     score_checkpoints,
 )
 from genmeasures.scoring.cache import ResultCache, default_cache_dir
@@ -15,7 +14,6 @@ __all__ = [
     "ScoreFailure",
     "ScoreReport",
     "default_cache_dir",
-    "default_measures",
     "read_table",
     "score",
     "score_checkpoints",

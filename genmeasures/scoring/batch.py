@@ -8,6 +8,8 @@ mismatched, NaN) is reported in ``failures`` and the others are still scored.
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import re
 import sys
@@ -33,6 +35,7 @@ from genmeasures.checkpoints import (
     find_run_files,
     is_run_dir,
     load_checkpoint,
+    same_layout,
 )
 from genmeasures.checkpoints.run import (
     CHECKPOINT_DIR,
@@ -139,15 +142,6 @@ class _Item:
     checkpoint: Path
     init: Path | None
     run: Path | None
-
-
-def default_measures(with_data: bool) -> list[str]:
-    """Every registered measure whose inputs will be available."""
-    return [
-        spec.name
-        for spec in list_measures()
-        if with_data or not (spec.needs & {"data", "model", "curvature"})
-    ]
 
 
 def score_checkpoints(
@@ -264,13 +258,14 @@ class _Scorer:
         ckpt = self._own_names(load_checkpoint(item.checkpoint))
         check_finite(ckpt.state, str(ckpt.path))
         spec, may_import = self._model_spec(ckpt, init)
+        meta_model = _meta_model(spec, may_import)
         init_state, init_head = None, ""
         if init is not None:
-            init_state, init_head = _init_with_head(ckpt.state, init.state, spec, may_import)
+            init_state, init_head = _init_with_head(ckpt.state, init.state, meta_model)
             check_matches_init(ckpt.state, init_state, str(ckpt.path))
-        weights, order = _in_network_order(ckpt.state, ckpt.order, spec, may_import)
+        weights, order = _in_network_order(ckpt.state, ckpt.order, meta_model)
         init_weights = (
-            _in_network_order(init_state, "recorded", spec, may_import)[0]
+            _in_network_order(init_state, "recorded", meta_model)[0]
             if init_state is not None
             else None
         )
@@ -338,7 +333,7 @@ class _Scorer:
         if ckpt is None or ckpt.original is None or self.model_spec is None:
             return ckpt
         model = _meta_model(self.model_spec, self.allow_import)
-        if model is None or set(model.state_dict()) != set(ckpt.original):
+        if model is None or not same_layout(model.state_dict(), ckpt.original):
             return ckpt
         return replace(
             ckpt, state=ckpt.original, original=None, meta=replace(ckpt.meta, model=None)
@@ -510,7 +505,7 @@ def _init_beside(path: Path) -> Path:
 
 
 def _in_network_order(
-    state: Mapping[str, torch.Tensor], order: str, spec: ModelSpec | None, allow_import: bool
+    state: Mapping[str, torch.Tensor], order: str, model: nn.Module | None
 ) -> tuple[Mapping[str, torch.Tensor], str]:
     """The tensors in the order per-layer results use, and where that order comes from.
 
@@ -520,32 +515,37 @@ def _in_network_order(
     says. Never the order a reader happens to return, which for safetensors differs between
     processes.
     """
-    if spec is None:
-        return state, order
-    model = _meta_model(spec, allow_import)
     own = list(model.state_dict()) if model is not None else []
     if set(own) != set(state):
-        return state, order  # a mismatch is reported when the model is loaded
+        return state, order  # (no model known, or a mismatch reported when it is loaded)
     return {name: state[name] for name in own}, "model"
 
 
-def _meta_model(spec: ModelSpec, allow_import: bool) -> nn.Module | None:
-    """The model built on the meta device (no memory), or None when it cannot be built there
-    (a user's factory calling .item() on a tensor): callers then keep the file's order."""
+@functools.lru_cache(maxsize=16)
+def _meta_model_of(name: str, kwargs_json: str, allow_import: bool) -> nn.Module | None:
     from genmeasures.models import build_model
 
     try:
         with torch.device("meta"):
-            return build_model(spec.name, dict(spec.kwargs), allow_import=allow_import)
+            return build_model(name, json.loads(kwargs_json), allow_import=allow_import)
     except Exception:  # (an unknown or broken model is reported when it is really built)
         return None
+
+
+def _meta_model(spec: ModelSpec | None, allow_import: bool) -> nn.Module | None:
+    """The model built on the meta device (no memory; built once per spec), or None when no
+    spec is known or it cannot be built there (a user's factory calling .item() on a
+    tensor): callers then keep the file's order. Callers only read its names and shapes."""
+    if spec is None:
+        return None
+    kwargs = json.dumps(dict(spec.kwargs), sort_keys=True, default=str)
+    return _meta_model_of(spec.name, kwargs, allow_import)
 
 
 def _init_with_head(
     state: Mapping[str, torch.Tensor],
     init: Mapping[str, torch.Tensor],
-    spec: ModelSpec | None,
-    allow_import: bool,
+    model: nn.Module | None,
 ) -> tuple[Mapping[str, torch.Tensor], str]:
     """The init to measure from, and how its head was taken (``init_head`` column).
 
@@ -556,18 +556,12 @@ def _init_with_head(
     that the difference is the init's new head and not a damaged checkpoint; otherwise the
     init is used as it is (``"init"``) and a mismatch is reported.
     """
-    same = set(state) == set(init) and all(state[n].shape == init[n].shape for n in state)
-    if same or spec is None:
+    if model is None or same_layout(state, init):
         return init, "init"
+    if not same_layout(model.state_dict(), state):
+        return init, "init"  # the checkpoint itself is off: not a new head, a mismatch
     from genmeasures.models import head_name
 
-    model = _meta_model(spec, allow_import)
-    if model is None:
-        return init, "init"
-    own = model.state_dict()
-    fits = set(own) == set(state) and all(own[n].shape == state[n].shape for n in own)
-    if not fits:  # the checkpoint itself is off: not a new head, a mismatch to report
-        return init, "init"
     prefix = head_name(model) + "."
     differing = {
         n

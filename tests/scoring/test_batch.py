@@ -233,11 +233,7 @@ class _Exploit:
 
 
 def test_default_measures_are_those_whose_inputs_exist(run_dir: Path) -> None:
-    from genmeasures.scoring import default_measures
-
     weight_only = {"distance_from_init", "layerwise_distance", "distance_bound"}
-    assert set(default_measures(with_data=False)) == weight_only
-    assert weight_only | {"hessian_distance", "hessian_trace"} <= set(default_measures(True))
     report = score_checkpoints([run_dir], progress=False)
     assert report.ok and set(report.table.measure.str.split(".").str[0]) == weight_only
     # The rest are listed as skipped, with what they lack (the run records no dataset).

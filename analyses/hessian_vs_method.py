@@ -154,10 +154,10 @@ def tiny() -> StudyGroup:
         measures=(
             "distance_from_init",
             "distance_bound",
-            "hessian_trace:rtol=0.5,max_matvecs=4,backend=autograd",
+            "hessian_trace:rtol=0.5,max_matvecs=4,products=autograd",
             "hessian_bound:curvature=hessian",
             "hessian_distance:curvature=hessian",
-            "pacbayes_trace_bound:rtol=0.5,max_matvecs=4,backend=autograd",
+            "pacbayes_trace_bound:rtol=0.5,max_matvecs=4,products=autograd",
         ),
         score_samples=10,
         report=False,

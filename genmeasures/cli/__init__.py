@@ -45,6 +45,7 @@ def main() -> None:
       genmeasures finetune --config ft.toml --out runs/erm
       genmeasures sweep --config sweep.toml       a grid of runs, scored
       genmeasures correlate runs/sweep/scores.csv which measure predicts the gap?
+      genmeasures density s.csv --plot density    the Hessian's spectral density
     """
 
 
@@ -52,6 +53,7 @@ def _register_commands() -> None:
     from genmeasures.cli import (
         algorithms,
         correlate,
+        density,
         example,
         finetune,
         measures,
@@ -73,6 +75,7 @@ def _register_commands() -> None:
         sweep,
         algorithms,
         correlate,
+        density,
     ):
         main.add_command(module.command)
 

@@ -2,8 +2,12 @@
 
 * :mod:`.functional`: L_S as a pure, sample-weighted function of selected parameters, in eval
   mode; the NaN and determinism checks.
-* :mod:`.operators`: Hessian- and Gauss-Newton-vector products over a whole sample, with two
-  Hessian backends (forward-over-reverse, double backward) and an automatic choice.
+* :mod:`.operators`: the curvature operators' base class and registry (``hessian``; ``ggn``
+  in :mod:`.ggn`), products over a whole sample;
+* :mod:`.products`: how Hessian-vector products are computed (double backward,
+  forward-over-reverse, linearized), a registry of its own;
+* :mod:`.structure`: which layer blocks the outputs are affine in (a numerical probe);
+* :mod:`.ggn`: Gauss-Newton products and exact Gauss-Newton block traces;
 * :mod:`.trace`: Hutchinson, Hutch++ and exact traces with per-block traces.
 * :mod:`.lanczos`: extreme eigenvalues with residual bounds; quadrature for v^T f(A) v.
 * :mod:`.persample`: per-sample curvature along directions for a whole batch at once.
@@ -14,12 +18,20 @@ from genmeasures.curvature.functional import (
     evaluation_mode,
     verify_loss,
 )
+from genmeasures.curvature.ggn import GGNOperator
 from genmeasures.curvature.lanczos import EigenEstimate, lanczos_eigenvalues, lanczos_quadrature
-from genmeasures.curvature.operators import CurvatureOperator, GGNOperator, HessianOperator
+from genmeasures.curvature.operators import (
+    CURVATURES,
+    CurvatureOperator,
+    HessianOperator,
+    make_operator,
+    register_curvature,
+)
 from genmeasures.curvature.persample import bilinear_ggn, bilinear_hessian, positive_part_form
 from genmeasures.curvature.trace import TraceEstimate, exact_trace, hutchinson, hutchpp
 
 __all__ = [
+    "CURVATURES",
     "CurvatureOperator",
     "EigenEstimate",
     "FunctionalModel",
@@ -34,6 +46,8 @@ __all__ = [
     "hutchpp",
     "lanczos_eigenvalues",
     "lanczos_quadrature",
+    "make_operator",
     "positive_part_form",
+    "register_curvature",
     "verify_loss",
 ]

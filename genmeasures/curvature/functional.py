@@ -13,7 +13,7 @@ module's own parameters, ``.grad`` fields and ``requires_grad`` flags are never 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -22,8 +22,7 @@ from torch import nn
 from torch.func import functional_call
 
 from genmeasures.errors import MeasureError
-
-PerSampleLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+from genmeasures.losses import PerSampleLoss
 
 
 @contextmanager

@@ -269,10 +269,34 @@ def lanczos_quadrature(
     """v_b^T f(A_b) v_b for a batch of independent problems, started from v_b.
 
     ``start`` has shape (B, d); ``matvec`` maps (B, d) -> (B, d), applying each problem's own
-    symmetric A_b to its row. Up to ``steps`` Lanczos steps per row with full
-    reorthogonalization. A row whose Krylov space becomes invariant (next beta below
-    100 eps times the largest alpha) stops there, and its quadrature is exact; once every row
-    has stopped, so does the iteration.
+    symmetric A_b to its row. Gauss quadrature on the nodes and weights of
+    :func:`lanczos_nodes`: v^T f(A) v ~= ||v||^2 sum_k w_k f(theta_k).
+    """
+    nodes = lanczos_nodes(matvec, start, steps)
+    norms = torch.linalg.vector_norm(start, dim=1).double()
+    values = norms**2 * (nodes.weights * f(nodes.nodes)).sum(dim=1)
+    return QuadratureResult(values, nodes.n_steps)
+
+
+@dataclass(frozen=True)
+class QuadratureNodes:
+    """Gauss quadrature from Lanczos, per row: nodes theta_k (Ritz values, ascending) and
+    weights w_k = s_1k^2 (each row's sum to 1, 0 for a zero start), both (B, m) float64."""
+
+    nodes: torch.Tensor
+    weights: torch.Tensor
+    n_steps: int
+
+
+def lanczos_nodes(
+    matvec: Callable[[torch.Tensor], torch.Tensor], start: torch.Tensor, steps: int
+) -> QuadratureNodes:
+    """Lanczos from each row of ``start`` (B, d), up to ``steps`` steps with full
+    reorthogonalization; the eigenpairs (theta_k, s_k) of each row's tridiagonal T give the
+    quadrature nodes theta_k and weights s_1k^2 (Golub & Meurant). A row whose Krylov space
+    becomes invariant (next beta below 100 eps times the largest alpha) stops there, and its
+    quadrature is exact (the nodes past its end get weight 0); once every row has stopped,
+    so does the iteration.
     """
     tolerance = 100 * torch.finfo(start.dtype).eps
     norms = torch.linalg.vector_norm(start, dim=1)
@@ -300,8 +324,8 @@ def lanczos_quadrature(
         off = torch.stack(betas, dim=1).double()
         t = t + torch.diag_embed(off, 1) + torch.diag_embed(off, -1)
     theta, s = torch.linalg.eigh(t)
-    values = (norms.double() ** 2) * (s[:, 0, :] ** 2 * f(theta)).sum(dim=1)
-    return QuadratureResult(values, len(alphas))
+    weights = s[:, 0, :] ** 2 * (norms > 0).double()[:, None]
+    return QuadratureNodes(theta, weights, len(alphas))
 
 
 def positive_part(values: torch.Tensor) -> torch.Tensor:

@@ -24,7 +24,7 @@ from torch.func import grad, jvp, vmap
 
 from genmeasures.curvature.functional import FunctionalModel
 from genmeasures.curvature.lanczos import lanczos_quadrature, positive_part
-from genmeasures.curvature.operators import _first_line, _is_forward_mode_gap
+from genmeasures.curvature.operators import first_line, is_forward_mode_gap
 from genmeasures.curvature.vectors import Vector, flatten, unflatten
 
 _MEMORY = 256 * 2**20  # bytes of per-sample Lanczos bases held at once
@@ -49,10 +49,10 @@ def bilinear_hessian(
     try:
         return jvp(along_a, (fmodel.params,), (b,))[1].detach()
     except (NotImplementedError, RuntimeError) as exc:
-        if not _is_forward_mode_gap(exc):
+        if not is_forward_mode_gap(exc):
             raise
         warnings.warn(
-            f"forward-mode AD is not supported by this model ({_first_line(exc)}); computing "
+            f"forward-mode AD is not supported by this model ({first_line(exc)}); computing "
             f"per-sample curvature by double backward, one sample at a time",
             RuntimeWarning,
             stacklevel=2,
@@ -163,10 +163,10 @@ def _per_sample_hvp(fmodel: FunctionalModel, flat_w: torch.Tensor):
             try:
                 return vmapped(inputs, targets, rows)
             except (NotImplementedError, RuntimeError) as exc:
-                if not _is_forward_mode_gap(exc):
+                if not is_forward_mode_gap(exc):
                     raise
                 warnings.warn(
-                    f"forward-mode AD is not supported by this model ({_first_line(exc)}); "
+                    f"forward-mode AD is not supported by this model ({first_line(exc)}); "
                     f"computing per-sample Hessian-vector products by double backward",
                     RuntimeWarning,
                     stacklevel=4,

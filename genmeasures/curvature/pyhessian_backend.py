@@ -46,7 +46,6 @@ import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -61,39 +60,13 @@ from pyhessian.utils import (
 from torch import nn
 
 from genmeasures.curvature.functional import PerSampleLoss, evaluation_mode
+from genmeasures.curvature.lanczos import EigenEstimate
+from genmeasures.curvature.trace import TraceEstimate
 from genmeasures.errors import MeasureError
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
-__all__ = ["PyHessianEigen", "PyHessianTrace", "pyhessian_eigenvalues", "pyhessian_trace"]
-
-
-@dataclass(frozen=True)
-class PyHessianTrace:
-    """Result of PyHessian's Hutchinson trace estimator.
-
-    ``value`` is the mean of the per-vector samples v^T H v that PyHessian returns,
-    ``stderr`` their sample standard deviation (ddof=1) over sqrt(n) (NaN when n < 2),
-    ``n_matvecs`` the number of Hessian-vector products performed.
-    """
-
-    value: float
-    stderr: float
-    samples: tuple[float, ...]
-    n_matvecs: int
-
-
-@dataclass(frozen=True)
-class PyHessianEigen:
-    """Result of PyHessian's power iteration.
-
-    ``values`` are in the order PyHessian returns them (the order in which deflated power
-    iteration found them, largest magnitude first in exact arithmetic); they are deliberately
-    not sorted. ``n_matvecs`` is the number of Hessian-vector products performed.
-    """
-
-    values: tuple[float, ...]
-    n_matvecs: int
+__all__ = ["pyhessian_eigenvalues", "pyhessian_trace"]
 
 
 class _AdaptedHessian(_PyHessian):
@@ -349,7 +322,7 @@ def pyhessian_trace(
     max_iter: int = 100,
     tol: float = 1e-3,
     seed: int = 0,
-) -> PyHessianTrace:
+) -> TraceEstimate:
     """Trace of the Hessian of the mean loss w.r.t. the named parameters, by PyHessian.
 
     This runs PyHessian's ``hessian.trace``: Hutchinson's estimator with Rademacher vectors,
@@ -374,7 +347,16 @@ def pyhessian_trace(
         n_matvecs = engine.n_matvecs
     n = len(samples)
     stderr = float(np.std(samples, ddof=1) / math.sqrt(n)) if n >= 2 else math.nan
-    return PyHessianTrace(float(np.mean(samples)), stderr, samples, n_matvecs)
+    return TraceEstimate(
+        value=float(np.mean(samples)),
+        stderr=stderr,
+        blocks=(),
+        block_stderrs=(),
+        samples=samples,
+        n_matvecs=n_matvecs,
+        converged=n < max_iter,
+        method="pyhessian",
+    )
 
 
 def pyhessian_eigenvalues(
@@ -387,7 +369,7 @@ def pyhessian_eigenvalues(
     max_iter: int = 100,
     tol: float = 1e-3,
     seed: int = 0,
-) -> PyHessianEigen:
+) -> EigenEstimate:
     """Top eigenvalues of the Hessian of the mean loss w.r.t. the named parameters, by PyHessian.
 
     This runs PyHessian's ``hessian.eigenvalues``: for each of ``top_n`` eigenvalues, power
@@ -411,4 +393,12 @@ def pyhessian_eigenvalues(
     with _pyhessian_engine(model, loss, batches, names, seed) as engine:
         values, _ = engine.eigenvalues(maxIter=max_iter, tol=tol, top_n=top_n)
         n_matvecs = engine.n_matvecs
-    return PyHessianEigen(tuple(float(v) for v in values), n_matvecs)
+    # PyHessian gives no error bounds; its values stay in its own (unsorted) order.
+    return EigenEstimate(
+        values=tuple(float(v) for v in values),
+        errors=tuple(math.nan for _ in values),
+        n_matvecs=n_matvecs,
+        converged=n_matvecs < max_iter * top_n,
+        value_errors=tuple(math.nan for _ in values),
+        method="pyhessian",
+    )

@@ -22,6 +22,7 @@ non-zero second derivative, a loss that is not convex in the outputs) means "gen
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -29,7 +30,7 @@ import torch
 from torch.func import jvp
 
 from genmeasures.curvature.functional import FunctionalModel
-from genmeasures.curvature.operators import _is_forward_mode_gap
+from genmeasures.curvature.operators import first_line, is_forward_mode_gap
 
 # A block is affine when max|D^2 f[u, u]| <= _TOLERANCE * eps(dtype) * scale, scale the largest
 # of max|f| and max|D f[u]| over the sample (u scaled to the block's own norm). For an exactly
@@ -38,6 +39,7 @@ from genmeasures.curvature.operators import _is_forward_mode_gap
 # nonlinearity of any size that matters.
 _TOLERANCE = 64.0
 _RANDOM_DIRECTIONS = 1  # beside the displacement: a non-affine block fails almost surely
+PROBE_SAMPLES = 32
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,8 @@ class BlockStructure:
     name: str
     affine: bool
     ratio: float
+    # Why the probe could not run (forward mode missing for some operation), else "".
+    failure: str = ""
 
     @property
     def route(self) -> str:
@@ -64,9 +68,12 @@ def probe_blocks(
     """Probe every parameter block of ``fmodel`` (its ``names``) on all ``batches``.
 
     ``directions`` (e.g. each block's displacement W_i - W_i^(0)) are probed besides
-    ``_RANDOM_DIRECTIONS`` random ones drawn from ``seed``.
+    ``_RANDOM_DIRECTIONS`` random ones drawn from ``seed``, on the first ``PROBE_SAMPLES``
+    samples: a smooth operation gives a non-zero second derivative on any sample it acts
+    on, so more samples would cost passes without changing a decision.
     """
     generator = torch.Generator().manual_seed(seed)
+    batches = _first_samples(batches, PROBE_SAMPLES)
     results = {}
     for index, name in enumerate(fmodel.names):
         block = fmodel.params[index]
@@ -77,7 +84,25 @@ def probe_blocks(
         if directions is not None and name in directions:
             probes.append(directions[name].to(block))
         results[name] = _probe_one(fmodel, index, probes, batches)
+    failed = [r for r in results.values() if r.failure]
+    if failed:
+        warnings.warn(
+            f"forward-mode AD is not supported by this model ({failed[0].failure}); "
+            f"{len(failed)} of {len(results)} layer blocks take the general route",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return results
+
+
+def _first_samples(batches, count: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    taken, left = [], count
+    for inputs, targets in batches:
+        if left <= 0:
+            break
+        taken.append((inputs[:left], targets[:left]))
+        left -= len(targets[:left])
+    return taken
 
 
 def _probe_one(
@@ -100,9 +125,9 @@ def _probe_one(
             try:
                 outputs, first, second = _second_directional(fmodel, index, u, inputs)
             except (NotImplementedError, RuntimeError) as exc:
-                if not _is_forward_mode_gap(exc):
+                if not is_forward_mode_gap(exc):
                     raise
-                return BlockStructure(name, False, float("inf"))  # no forward mode: general
+                return BlockStructure(name, False, float("inf"), first_line(exc))
             if not bool(first.abs().max() > 0):
                 # The outputs do not move along u: a tangent that did not propagate (an op
                 # that drops forward-mode tangents) is indistinguishable from "affine".

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import torch
@@ -50,6 +50,8 @@ class TraceEstimate:
     method: str
     # Per block: computed exactly (estimator=auto on a block the outputs are affine in).
     exact_blocks: tuple[bool, ...] = ()
+    # What estimator=auto chose (exact_route, control_variate: 1 or 0), for the table.
+    choices: Mapping[str, float] = field(default_factory=dict)
 
 
 def hutchinson(
@@ -60,6 +62,9 @@ def hutchinson(
     min_probes: int = 10,
     block_size: int = 4,
     generator: torch.Generator,
+    initial: Sequence[Sequence[float]] = (),
+    offset: Sequence[float] = (),
+    spent: int = 0,
 ) -> TraceEstimate:
     """Hutchinson's estimator with Rademacher probes g: Tr(A) = E[g^T A g].
 
@@ -67,19 +72,43 @@ def hutchinson(
     ``min_probes`` it stops when stderr <= rtol * |estimate|, or when ``max_matvecs`` probes
     are spent (then it warns and returns the estimate with its standard error; ``rtol=0``
     spends the whole budget by design and does not warn).
+
+    ``initial``: per-block samples g_i^T (A g)_i of probes already drawn from ``generator``
+    (they count towards the budget); ``offset``: per-block values known exactly, added to the
+    estimate (and to each probe's ``samples``), so the tolerance is relative to the whole
+    trace; ``spent``: products spent before, added to ``n_matvecs``.
     """
-    per_probe: list[list[float]] = []
+    per_probe: list[list[float]] = [list(row) for row in initial]
     while len(per_probe) < max_matvecs:
+        if len(per_probe) >= min_probes and _relative_stderr(per_probe, offset) <= rtol:
+            break
         count = min(block_size, max_matvecs - len(per_probe))
         probes = [rademacher_like(op.params, generator) for _ in range(count)]
         for probe, product in zip(probes, op.matmat(probes), strict=True):
             per_probe.append(blockwise_dot(probe, product))
-        if len(per_probe) >= min_probes and _relative_stderr(per_probe) <= rtol:
-            return _summarize(per_probe, len(per_probe), True, "hutchinson")
-    converged = _relative_stderr(per_probe) <= rtol
+    converged = _relative_stderr(per_probe, offset) <= rtol
     if not converged:
-        _warn_budget("Hutchinson trace", max_matvecs, _relative_stderr(per_probe), rtol)
-    return _summarize(per_probe, len(per_probe), converged, "hutchinson")
+        _warn_budget("Hutchinson trace", max_matvecs, _relative_stderr(per_probe, offset), rtol)
+    used = len(per_probe) - len(initial)
+    return _summarize(per_probe, spent + used, converged, "hutchinson", offset=list(offset) or None)
+
+
+class Difference:
+    """The operator A - B (same parameters): products of both, subtracted."""
+
+    def __init__(self, a: Operator, b: Operator) -> None:
+        self.a, self.b = a, b
+        self.params = a.params
+
+    @property
+    def n_matvecs(self) -> int:
+        return self.a.n_matvecs + self.b.n_matvecs
+
+    def matmat(self, vectors: Sequence[Sequence[torch.Tensor]]) -> list[Vector]:
+        return [
+            tuple(x - y for x, y in zip(pa, pb, strict=True))
+            for pa, pb in zip(self.a.matmat(vectors), self.b.matmat(vectors), strict=True)
+        ]
 
 
 def hutchpp(

@@ -29,6 +29,7 @@ from torch import nn
 from genmeasures._coerce import TypeMismatch, coerce, describe_mismatch
 from genmeasures._registry import Registry
 from genmeasures.errors import OptionError
+from genmeasures.losses import cross_entropy_per_sample
 
 
 @dataclass
@@ -62,10 +63,6 @@ class TrainState:
         return name.startswith(self.head_prefix + ".")
 
 
-def per_sample_cross_entropy(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    return nn.functional.cross_entropy(outputs, targets, reduction="none")
-
-
 class Algorithm:
     """Plain fine-tuning (empirical risk minimization); subclasses override hooks."""
 
@@ -84,7 +81,7 @@ class Algorithm:
         self, outputs: torch.Tensor, targets: torch.Tensor, indices: torch.Tensor
     ) -> torch.Tensor:
         """The scalar loss of a batch (default: mean cross-entropy)."""
-        return per_sample_cross_entropy(outputs, targets).mean()
+        return cross_entropy_per_sample(outputs, targets).mean()
 
     def prepare_batch(
         self, inputs: torch.Tensor, targets: torch.Tensor

@@ -10,13 +10,7 @@ import torch
 from torch import nn
 
 from genmeasures.errors import MeasureError
-
-PerSampleLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def cross_entropy_per_sample(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """The default loss l(x, y; W): cross-entropy of each sample (reduction='none')."""
-    return nn.functional.cross_entropy(outputs, targets, reduction="none")
+from genmeasures.losses import PerSampleLoss, cross_entropy_per_sample
 
 
 @dataclass

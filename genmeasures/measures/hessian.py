@@ -8,19 +8,33 @@ from __future__ import annotations
 
 import functools
 import math
+import statistics
 import warnings
 from dataclasses import replace
 from typing import Annotated, Literal
 
 import torch
 
-from genmeasures.curvature.ggn import ggn_block_traces
+from genmeasures.curvature.ggn import GGNOperator, ggn_block_traces
 from genmeasures.curvature.lanczos import lanczos_eigenvalues
-from genmeasures.curvature.operators import HessianOperator
+from genmeasures.curvature.operators import (
+    CURVATURES,
+    first_line,
+    is_forward_mode_gap,
+    make_operator,
+)
+from genmeasures.curvature.products import PRODUCT_METHODS
 from genmeasures.curvature.structure import probe_blocks
-from genmeasures.curvature.trace import TraceEstimate, exact_trace, hutchinson, hutchpp
+from genmeasures.curvature.trace import (
+    Difference,
+    TraceEstimate,
+    exact_trace,
+    hutchinson,
+    hutchpp,
+)
+from genmeasures.curvature.vectors import blockwise_dot, rademacher_like
 from genmeasures.errors import OptionError
-from genmeasures.measures.context import MeasureContext, cross_entropy_per_sample
+from genmeasures.measures.context import MeasureContext
 from genmeasures.measures.curvature_support import CurvatureSetup, curvature_setup, max_sample_loss
 from genmeasures.measures.distance import LayersOption, displacements
 from genmeasures.measures.layers import LayerPattern, select_layers
@@ -29,32 +43,53 @@ from genmeasures.measures.results import LayerValue, MeasureResult
 
 CURVATURE_NEEDS = ("data", "model", "curvature")
 
-BackendOption = Annotated[
-    Literal["auto", "func", "autograd", "pyhessian"],
-    "Hessian-vector products: forward-over-reverse (func), double backward (autograd), the "
-    "faster of the two (auto), or PyHessian's own algorithms (pyhessian, whole model only)",
+ProductsOption = Annotated[
+    Literal[("auto", *PRODUCT_METHODS.names())],  # type: ignore[misc]
+    "how Hessian-vector products are computed: double backward (autograd; auto), "
+    "forward-over-reverse (func), torch.func.linearize (linearize)",
 ]
-Estimator = Literal["auto", "hutchinson", "hutchpp", "exact"]
+CurvatureOption = Annotated[
+    Literal[tuple(CURVATURES.names())],  # type: ignore[misc]
+    "the matrix: the Hessian H, or the Gauss-Newton matrix G (PSD for a convex loss)",
+]
+Estimator = Literal["auto", "hutchinson", "hutchpp", "exact", "pyhessian"]
 ESTIMATOR_HELP = (
-    "auto: exact Tr(G_ii) = Tr(H_ii) on layers the outputs are affine in (probed; C per-sample "
-    "gradient passes, C classes) and Hutchinson on the rest; exact: one product per parameter"
+    "auto: exact Tr(G_ii) = Tr(H_ii) on layers the outputs are affine in (probed), exact "
+    "Tr(G_ii) plus Hutchinson on H_ii - G_ii (or plain Hutchinson, whichever predicts fewer "
+    "products) on the rest; exact: one product per parameter; pyhessian: PyHessian's own "
+    "Hutchinson and stopping rule (all parameters unless layers is given)"
 )
+PILOT_PROBES = 8  # probes that decide between Hutchinson on H and on H - G
 
 
 def estimate_trace(
     setup: CurvatureSetup,
     batches,
     *,
-    estimator: Estimator,
+    estimator: str,
     rtol: float,
     max_matvecs: int,
-    backend: str,
+    products: str,
+    curvature: str = "hessian",
 ) -> TraceEstimate:
-    """Tr(H) and per-layer Tr(H_ii) of the mean loss over ``batches``."""
+    """Tr(A) and per-layer Tr(A_ii) of the mean loss over ``batches``, A the curvature."""
     if estimator == "auto":
-        return _auto_trace(setup, batches, rtol=rtol, max_matvecs=max_matvecs, backend=backend)
-    op = HessianOperator(
-        setup.model, setup.names, batches, setup.ctx.loss, backend=backend, check=False
+        return _auto_trace(
+            setup,
+            batches,
+            rtol=rtol,
+            max_matvecs=max_matvecs,
+            products=products,
+            curvature=curvature,
+        )
+    op = make_operator(
+        curvature,
+        setup.model,
+        setup.names,
+        batches,
+        setup.ctx.loss,
+        products=products,
+        check=False,
     )
     if estimator == "exact":
         return exact_trace(op)
@@ -63,44 +98,92 @@ def estimate_trace(
 
 
 def _auto_trace(
-    setup: CurvatureSetup, batches, *, rtol: float, max_matvecs: int, backend: str
+    setup: CurvatureSetup,
+    batches,
+    *,
+    rtol: float,
+    max_matvecs: int,
+    products: str,
+    curvature: str,
 ) -> TraceEstimate:
-    """Tr(H) = sum_i Tr(H_ii): exactly, as Tr(G_ii) from per-sample output Jacobians
-    (:func:`~genmeasures.curvature.ggn.ggn_block_traces`), on the blocks the outputs are
-    affine in (where H_ii = G_ii; probed by
-    :func:`~genmeasures.curvature.structure.probe_blocks`), when that is predicted cheaper
-    than Hutchinson (C per-sample gradient passes against up to ``max_matvecs`` products of
-    about two passes each); Hutchinson on the Hessian of the remaining blocks, whose trace is
-    the sum of theirs. Needs cross-entropy (its Lambda); any other loss: Hutchinson alone.
+    """Tr(A) = sum_i Tr(A_ii) by the cheapest route for each block.
 
-    ``n_matvecs`` counts passes over the data: C for the exact part, two per block for the
-    probe, and the Hutchinson products.
+    Tr(G_ii) is exact for every block from per-sample output Jacobians
+    (:func:`~genmeasures.curvature.ggn.ggn_block_traces`, K per-sample gradient passes, K the
+    number of classes), and used when K <= 2 * ``max_matvecs`` (else Hutchinson alone: the
+    exact route would cost more than the budget). For the Gauss-Newton curvature that is the
+    answer. For the Hessian, on blocks the outputs are affine in (probed by
+    :func:`~genmeasures.curvature.structure.probe_blocks`) H_ii = G_ii, so Tr(H_ii) is exact
+    too; on the other blocks Tr(H_ii) = Tr(G_ii) + Tr(H_ii - G_ii), the second term by
+    Hutchinson on H - G (a control variate: near interpolation H - G is small, and so its
+    variance) when the pilot's ``PILOT_PROBES`` probes predict fewer products than plain
+    Hutchinson on H (each probe of H - G costs two products, H g and G g). The pilot's probes
+    are kept by whichever is chosen. The tolerance is relative to the whole trace.
+
+    ``n_matvecs`` counts passes over the data: K for the exact part, two per block for the
+    probe, and the products. Extras (in the measure's table) say what auto chose.
     """
     names = setup.names
+    fmodel = setup.functional()
     exact: dict[str, float] = {}
-    cost = 0
-    if setup.ctx.loss is cross_entropy_per_sample:
-        fmodel = setup.functional()
-        with torch.no_grad():
-            classes = int(fmodel.outputs(fmodel.params, batches[0][0][:1]).shape[-1])
-        if classes <= 2 * max_matvecs:
+    ggn: dict[str, float] = {}
+    cost, choice = 0, {}
+    forward_mode = True
+    with torch.no_grad():
+        classes = int(fmodel.outputs(fmodel.params, batches[0][0][:1]).reshape(1, -1).shape[1])
+    if classes <= 2 * max_matvecs:
+        affine = set(names)
+        if curvature == "hessian":
             structure = probe_blocks(fmodel, batches, seed=setup.ctx.seed)
             cost += 2 * len(names)
-            affine = [n for n in names if structure[n].affine]
-            if affine:
-                traces, _ = ggn_block_traces(setup.functional(affine), batches)
-                exact = dict(zip(affine, traces, strict=True))
-                cost += classes
+            affine = {n for n in names if structure[n].affine}
+            # The control variate's G products run forward mode: not where the probe found
+            # it missing (the probe has already said so).
+            forward_mode = not any(block.failure for block in structure.values())
+        try:
+            traces, _ = ggn_block_traces(fmodel, batches)
+        except (NotImplementedError, RuntimeError) as exc:
+            # Per-sample gradients run under torch.func.vmap, which some custom operations
+            # refuse: no exact route then, Hutchinson on every block.
+            if not is_forward_mode_gap(exc):
+                raise
+            if forward_mode:
+                warnings.warn(
+                    f"torch.func transforms are not supported by this model "
+                    f"({first_line(exc)}); Hutchinson on every layer",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+            forward_mode = False
+        else:
+            ggn = dict(zip(names, traces, strict=True))
+            cost += classes
+            exact = {n: ggn[n] for n in names if n in affine}
+    choice["exact_route"] = float(bool(ggn))
     general = [n for n in names if n not in exact]
     estimated: dict[str, tuple[float, float]] = {}
     stderr, samples, converged = 0.0, (), True
     if general:
-        op = HessianOperator(setup.model, general, batches, setup.ctx.loss, backend=backend)
-        est = hutchinson(op, rtol=rtol, max_matvecs=max_matvecs, generator=setup.generator())
-        estimated = dict(zip(general, zip(est.blocks, est.block_stderrs, strict=True), strict=True))
+        generator = setup.generator()
+        op = make_operator(
+            curvature, setup.model, general, batches, setup.ctx.loss, products=products
+        )
+        offset = [math.fsum(exact.values())] + [0.0] * (len(general) - 1)
+        if ggn and curvature == "hessian" and forward_mode:
+            est, used_residual = _hessian_trace_with_control_variate(
+                setup, op, general, batches, ggn, offset, rtol, max_matvecs, generator
+            )
+            choice["control_variate"] = float(used_residual)
+        else:
+            est = hutchinson(
+                op, rtol=rtol, max_matvecs=max_matvecs, generator=generator, offset=offset
+            )
+        # est.blocks include the offset in the first general block: take it out again.
+        blocks_est = list(est.blocks)
+        blocks_est[0] -= offset[0]
+        estimated = dict(zip(general, zip(blocks_est, est.block_stderrs, strict=True), strict=True))
         stderr, converged, cost = est.stderr, est.converged, cost + est.n_matvecs
-        offset = math.fsum(exact.values())
-        samples = tuple(offset + s for s in est.samples)
+        samples = est.samples  # (each probe's estimate of the whole trace)
     blocks = tuple(exact[n] if n in exact else estimated[n][0] for n in names)
     return TraceEstimate(
         value=math.fsum(blocks),
@@ -112,11 +195,90 @@ def _auto_trace(
         converged=converged,
         method="auto",
         exact_blocks=tuple(n in exact for n in names),
+        choices=choice,
     )
 
 
+def _hessian_trace_with_control_variate(
+    setup, hessian_op, general, batches, ggn, offset, rtol, max_matvecs, generator
+) -> tuple[TraceEstimate, bool]:
+    """Hutchinson on H or on H - G over the ``general`` blocks, chosen by a pilot.
+
+    The pilot draws ``PILOT_PROBES`` probes g and computes H g and G g; with s_H and s_R the
+    sample standard deviations of g^T H g and g^T (H - G) g, plain Hutchinson needs about
+    (s_H / tol)^2 products and the control variate 2 (s_R / tol)^2: the cheaper is continued
+    from the pilot's own probes (with the control variate, within half the budget: two
+    products a probe). The choice depends on the seed only, never on timing. The pilot's G
+    products are counted either way.
+    """
+    ggn_op = GGNOperator(setup.model, general, batches, setup.ctx.loss, check=False)
+    count = min(PILOT_PROBES, max_matvecs)
+    probes = [rademacher_like(hessian_op.params, generator) for _ in range(count)]
+    h_products = hessian_op.matmat(probes)
+    try:
+        g_products = ggn_op.matmat(probes)
+    except (NotImplementedError, RuntimeError) as exc:
+        if not is_forward_mode_gap(exc):
+            raise
+        warnings.warn(
+            f"forward-mode AD is not supported by this model ({first_line(exc)}); no "
+            f"Gauss-Newton control variate, plain Hutchinson on the general layers",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        plain = [blockwise_dot(g, h) for g, h in zip(probes, h_products, strict=True)]
+        est = hutchinson(
+            hessian_op,
+            rtol=rtol,
+            max_matvecs=max_matvecs,
+            generator=generator,
+            initial=plain,
+            offset=offset,
+        )
+        return _counted(est, hessian_op, ggn_op), False
+    plain = [blockwise_dot(g, h) for g, h in zip(probes, h_products, strict=True)]
+    residual = [
+        blockwise_dot(g, tuple(a - b for a, b in zip(h, gg, strict=True)))
+        for g, h, gg in zip(probes, h_products, g_products, strict=True)
+    ]
+    spread_plain = _spread(plain)
+    spread_residual = _spread(residual)
+    use_residual = 2 * spread_residual**2 < spread_plain**2
+    if use_residual:
+        known = [ggn[n] for n in general]
+        known[0] += offset[0]
+        est = hutchinson(
+            Difference(hessian_op, ggn_op),
+            rtol=rtol,
+            max_matvecs=max(count, max_matvecs // 2),
+            generator=generator,
+            initial=residual,
+            offset=known,
+        )
+        return _counted(est, hessian_op, ggn_op), True
+    est = hutchinson(
+        hessian_op,
+        rtol=rtol,
+        max_matvecs=max_matvecs,
+        generator=generator,
+        initial=plain,
+        offset=offset,
+    )
+    return _counted(est, hessian_op, ggn_op), False
+
+
+def _counted(est: TraceEstimate, *operators) -> TraceEstimate:
+    """The estimate with ``n_matvecs`` the products the operators actually spent."""
+    return replace(est, n_matvecs=sum(op.n_matvecs for op in operators))
+
+
+def _spread(rows: list[list[float]]) -> float:
+    totals = [math.fsum(row) for row in rows]
+    return statistics.stdev(totals) if len(totals) > 1 else math.inf
+
+
 def batch_traces(setup: CurvatureSetup, batch_size: int, **options) -> list[TraceEstimate]:
-    """Tr(H^(b)) with per-layer blocks for every consecutive mini-batch b of ``batch_size``."""
+    """Tr(A^(b)) with per-layer blocks for every consecutive mini-batch b of ``batch_size``."""
     return [estimate_trace(setup, [batch], **options) for batch in setup.regroup(batch_size)]
 
 
@@ -130,7 +292,7 @@ def _reports_layer_set(function):
         result = function(ctx, **options)
         with warnings.catch_warnings():  # (the measure itself already noted what it left out)
             warnings.simplefilter("ignore")
-            names = select_layers(ctx.weights, _layers_for(options["backend"], options["layers"]))
+            names = select_layers(ctx.weights, _layers_for(_uses_pyhessian(options), options))
         counts = {
             "n_layers": float(len(names)),
             "n_parameters": float(sum(ctx.weights[n].numel() for n in names)),
@@ -142,16 +304,21 @@ def _reports_layer_set(function):
 
 @register_measure(
     "hessian_trace",
-    summary="Tr(H) of the mean loss (Hutchinson/Hutch++/exact) with stderr; per-layer Tr(H_ii)",
+    summary="Tr(H) of the mean loss (exact where structure allows, else Hutchinson/Hutch++) "
+    "with stderr; per-layer Tr(H_ii)",
     paper="Zhang, Li & Ju, TMLR 2024 (NSO); Hutchinson 1989; Meyer et al. 2021 (Hutch++)",
     needs=CURVATURE_NEEDS,
     stochastic=True,
-    version=2,  # 2: estimator=auto by default (exact on affine layers)
+    # 2: estimator=auto by default (exact on affine layers); 3: the control variate on the
+    # other layers, tolerance relative to the whole trace, backend split into products and
+    # estimator (pyhessian), curvature=ggn
+    version=3,
 )
 @_reports_layer_set
 def hessian_trace(
     ctx: MeasureContext,
     *,
+    curvature: CurvatureOption = "hessian",
     estimator: Annotated[Estimator, ESTIMATOR_HELP] = "auto",
     rtol: Annotated[float, "stop at this relative standard error"] = 0.01,
     max_matvecs: Annotated[int, "budget of Hessian-vector products (per batch)"] = 200,
@@ -161,11 +328,14 @@ def hessian_trace(
         "(the NSO reference script)",
     ] = "full",
     batch_size: Annotated[int, "mini-batch size for reduce=max_batch/mean_batch"] = 32,
-    backend: BackendOption = "auto",
+    products: ProductsOption = "auto",
     layers: LayersOption = None,
 ) -> MeasureResult:
-    """Trace of the Hessian, Tr(H), and per layer Tr(H_ii) from the same probes.
+    """Trace of the Hessian (or Gauss-Newton matrix), Tr(H), and per layer Tr(H_ii).
 
+    ``estimator=auto`` (see ESTIMATOR_HELP): exact on layers the outputs are affine in, a
+    control variate or Hutchinson on the rest; extras ``exact_route`` (1: the exact
+    Gauss-Newton traces were used) and ``control_variate`` (1: Hutchinson ran on H - G).
     Hutchinson: Rademacher probes g, Tr(H) = E[g^T H g], per layer E[g_i^T (Hg)_i]; stops when
     stderr <= rtol * |Tr| or after ``max_matvecs`` products (then warns). Hutch++ deflates a
     sketched top subspace first. ``exact`` sums e_k^T H e_k (stderr NaN).
@@ -174,28 +344,23 @@ def hessian_trace(
     """
     _check_positive(max_matvecs=max_matvecs, batch_size=batch_size)
     _check_non_negative(rtol=rtol)
-    with curvature_setup(ctx, _layers_for(backend, layers)) as setup:
-        if backend == "pyhessian":
+    pyhessian = estimator == "pyhessian"
+    if pyhessian and (curvature != "hessian" or products != "auto"):
+        raise OptionError("estimator=pyhessian runs PyHessian's own products of the Hessian")
+    with curvature_setup(ctx, _layers_for(pyhessian, {"layers": layers})) as setup:
+        if pyhessian:
             return _pyhessian_trace(setup, rtol=rtol, max_matvecs=max_matvecs, reduce=reduce)
-        groups = setup.batches if reduce == "full" else None
-        if groups is not None:
-            est = estimate_trace(
-                setup,
-                groups,
-                estimator=estimator,
-                rtol=rtol,
-                max_matvecs=max_matvecs,
-                backend=backend,
-            )
+        options = {
+            "estimator": estimator,
+            "rtol": rtol,
+            "max_matvecs": max_matvecs,
+            "products": products,
+            "curvature": curvature,
+        }
+        if reduce == "full":
+            est = estimate_trace(setup, setup.batches, **options)
             return _trace_result(setup, est, est.n_matvecs)
-        estimates = batch_traces(
-            setup,
-            batch_size,
-            estimator=estimator,
-            rtol=rtol,
-            max_matvecs=max_matvecs,
-            backend=backend,
-        )
+        estimates = batch_traces(setup, batch_size, **options)
         cost = sum(e.n_matvecs for e in estimates)
         if reduce == "max_batch":
             return _trace_result(
@@ -237,16 +402,30 @@ def _trace_result(
         value=est.value,
         stderr=est.stderr,
         layers=rows,
-        extras={"converged": float(est.converged)},
+        extras={"converged": float(est.converged), **est.choices},
         n_matvecs=cost,
     )
 
 
+def _pyhessian():
+    """genmeasures.curvature.pyhessian_backend, which needs the optional extra."""
+    try:
+        from genmeasures.curvature import pyhessian_backend
+    except ImportError as exc:
+        if getattr(exc, "name", "") not in ("pyhessian", "pyhessian.utils"):
+            raise
+        raise OptionError(
+            "PyHessian's algorithms need the pyhessian package: "
+            "pip install 'genmeasures[pyhessian]'"
+        ) from None
+    return pyhessian_backend
+
+
 def _pyhessian_trace(setup: CurvatureSetup, *, rtol, max_matvecs, reduce) -> MeasureResult:
-    from genmeasures.curvature.pyhessian_backend import pyhessian_trace
+    pyhessian_trace = _pyhessian().pyhessian_trace
 
     if reduce != "full":
-        raise OptionError("backend=pyhessian supports reduce=full only")
+        raise OptionError("estimator=pyhessian supports reduce=full only")
     est = pyhessian_trace(
         setup.model,
         setup.ctx.loss,
@@ -266,13 +445,15 @@ def _pyhessian_trace(setup: CurvatureSetup, *, rtol, max_matvecs, reduce) -> Mea
     needs=CURVATURE_NEEDS,
     stochastic=True,
     # 2: stops on the gap-refined eigenvalue error, not the residual; 3: both error bars carry
-    # the rounding floor 32 eps ||H||, which also stops a run whose error has reached it
-    version=3,
+    # the rounding floor 32 eps ||H||, which also stops a run whose error has reached it;
+    # 4: backend split into products and algorithm (pyhessian), curvature=ggn
+    version=4,
 )
 @_reports_layer_set
 def hessian_eigenvalue(
     ctx: MeasureContext,
     *,
+    curvature: CurvatureOption = "hessian",
     k: Annotated[int, "how many eigenvalues"] = 1,
     which: Annotated[Literal["largest", "smallest"], "algebraically largest or smallest"] = (
         "largest"
@@ -284,7 +465,12 @@ def hessian_eigenvalue(
         Literal["value", "residual"],
         "error judged by: the gap-refined estimate r^2/gap, or the rigorous residual r",
     ] = "value",
-    backend: BackendOption = "auto",
+    algorithm: Annotated[
+        Literal["lanczos", "pyhessian"],
+        "lanczos (with error bounds), or PyHessian's own power iteration and stopping rule "
+        "(all parameters unless layers is given)",
+    ] = "lanczos",
+    products: ProductsOption = "auto",
     layers: LayersOption = None,
 ) -> MeasureResult:
     """Extreme eigenvalues of H (Lanczos with full reorthogonalization).
@@ -301,39 +487,41 @@ def hessian_eigenvalue(
     """
     _check_positive(k=k, max_matvecs=max_matvecs)
     _check_non_negative(rtol=rtol)
-    with curvature_setup(ctx, _layers_for(backend, layers)) as setup:
-        if backend == "pyhessian":
+    pyhessian = algorithm == "pyhessian"
+    if pyhessian and (curvature != "hessian" or products != "auto"):
+        raise OptionError("algorithm=pyhessian runs PyHessian's own products of the Hessian")
+    with curvature_setup(ctx, _layers_for(pyhessian, {"layers": layers})) as setup:
+        if pyhessian:
             return _pyhessian_eigenvalues(
                 setup, k=k, which=which, per_layer=per_layer, rtol=rtol, max_matvecs=max_matvecs
             )
-        op = HessianOperator(
-            setup.model, setup.names, setup.batches, ctx.loss, backend=backend, check=False
-        )
-        est = lanczos_eigenvalues(
-            op,
-            k,
-            which=which,
-            rtol=rtol,
-            max_matvecs=max_matvecs,
-            stop=stop,
-            generator=setup.generator(),
-        )
+
+        def lanczos(names, count):
+            op = make_operator(
+                curvature,
+                setup.model,
+                names,
+                setup.batches,
+                ctx.loss,
+                products=products,
+                check=False,
+            )
+            return lanczos_eigenvalues(
+                op,
+                count,
+                which=which,
+                rtol=rtol,
+                max_matvecs=max_matvecs,
+                stop=stop,
+                generator=setup.generator(),
+            )
+
+        est = lanczos(setup.names, k)
         cost = est.n_matvecs
         rows = []
         if per_layer:
             for name in setup.names:
-                block = HessianOperator(
-                    setup.model, [name], setup.batches, ctx.loss, backend=op.backend, check=False
-                )
-                layer_est = lanczos_eigenvalues(
-                    block,
-                    1,
-                    which=which,
-                    rtol=rtol,
-                    max_matvecs=max_matvecs,
-                    stop=stop,
-                    generator=setup.generator(),
-                )
+                layer_est = lanczos([name], 1)
                 rows.append(LayerValue(name, layer_est.values[0], _error(layer_est, stop)))
                 cost += layer_est.n_matvecs
         extras = {f"eigenvalue_{i + 1}": v for i, v in enumerate(est.values) if i > 0}
@@ -353,10 +541,10 @@ def _error(est, stop: str) -> float:
 
 
 def _pyhessian_eigenvalues(setup, *, k, which, per_layer, rtol, max_matvecs) -> MeasureResult:
-    from genmeasures.curvature.pyhessian_backend import pyhessian_eigenvalues
+    pyhessian_eigenvalues = _pyhessian().pyhessian_eigenvalues
 
     if which != "largest" or per_layer:
-        raise OptionError("backend=pyhessian supports which=largest without per_layer only")
+        raise OptionError("algorithm=pyhessian supports which=largest without per_layer only")
     est = pyhessian_eigenvalues(
         setup.model,
         setup.ctx.loss,
@@ -377,16 +565,19 @@ def _pyhessian_eigenvalues(setup, *, k, which, per_layer, rtol, max_matvecs) -> 
     paper="Zhang, Li & Ju, TMLR 2024 (NSO): the PAC-Bayes bound of its reference script",
     needs=(*CURVATURE_NEEDS, "init", "n_train"),
     stochastic=True,
-    version=2,  # 2: estimator=auto by default
+    version=3,  # 2: estimator=auto by default; 3: auto's control variate, backend -> products
 )
 def pacbayes_trace_bound(
     ctx: MeasureContext,
     *,
     batch_size: Annotated[int, "mini-batch size of the per-batch traces"] = 32,
-    estimator: Annotated[Estimator, "per-batch trace estimator (see hessian_trace)"] = "auto",
+    estimator: Annotated[
+        Literal["auto", "hutchinson", "hutchpp", "exact"],
+        "per-batch trace estimator (see hessian_trace)",
+    ] = "auto",
     rtol: Annotated[float, "relative stderr target of each per-batch trace"] = 0.05,
     max_matvecs: Annotated[int, "budget of Hessian-vector products per batch"] = 100,
-    backend: Annotated[Literal["auto", "func", "autograd"], "HVP backend"] = "auto",
+    products: ProductsOption = "auto",
     layers: LayersOption = None,
 ) -> MeasureResult:
     """C * sqrt( (sum_i max_b Tr(H_ii^(b))) * (sum_i ||v_i||_F^2) / n ).
@@ -405,7 +596,7 @@ def pacbayes_trace_bound(
             estimator=estimator,
             rtol=rtol,
             max_matvecs=max_matvecs,
-            backend=backend,
+            products=products,
         )
         worst = [max(e.blocks[i] for e in estimates) for i in range(len(setup.names))]
         squared_distance = math.fsum(
@@ -435,10 +626,15 @@ def _check_non_negative(**values: float) -> None:
             raise OptionError(f"option {name!r} must not be negative, got {value!r}")
 
 
-def _layers_for(backend: str, layers: LayerPattern) -> LayerPattern:
-    """PyHessian's operator is the Hessian in every parameter of the model: with
-    ``backend=pyhessian`` and no ``layers`` the layers are all of them (an explicit subset is
+def _uses_pyhessian(options) -> bool:
+    return options.get("estimator") == "pyhessian" or options.get("algorithm") == "pyhessian"
+
+
+def _layers_for(pyhessian: bool, options) -> LayerPattern:
+    """PyHessian's operator is the Hessian in every parameter of the model: with its
+    algorithms and no ``layers`` the layers are all of them (an explicit subset is
     honoured: the adapted PyHessian differentiates the parameters it is given)."""
-    if backend == "pyhessian" and layers is None:
+    layers = options["layers"]
+    if pyhessian and layers is None:
         return "all"
     return layers

@@ -26,10 +26,11 @@ from typing import Annotated, Any, Literal
 
 import torch
 
+from genmeasures.curvature.ggn import convex_in_outputs
 from genmeasures.curvature.persample import bilinear_ggn, bilinear_hessian, positive_part_form
-from genmeasures.curvature.structure import BlockStructure, probe_blocks
+from genmeasures.curvature.structure import PROBE_SAMPLES, BlockStructure, probe_blocks
 from genmeasures.errors import OptionError
-from genmeasures.measures.context import MeasureContext, cross_entropy_per_sample
+from genmeasures.measures.context import MeasureContext
 from genmeasures.measures.curvature_support import (
     CurvatureSetup,
     curvature_setup,
@@ -96,8 +97,9 @@ def layer_curvatures(
 
     ``route=auto`` with psd blocks: a block in which the outputs are affine (decided by
     :func:`~genmeasures.curvature.structure.probe_blocks`) has H_ii(x) = J_i^T Lambda J_i,
-    PSD under cross-entropy, so v_i^T H_i^+(x) v_i is the Gauss-Newton form, one forward-mode
-    pass for all samples; the other blocks take the Lanczos quadrature (``route=general``
+    PSD for a loss convex in the outputs (cross-entropy; any other loss is checked sample by
+    sample), so v_i^T H_i^+(x) v_i is the Gauss-Newton form, one forward-mode pass for all
+    samples; the other blocks take the Lanczos quadrature (``route=general``
     forces it everywhere).
     """
     if curvature == "psd" and blocks == "joint":
@@ -112,16 +114,24 @@ def layer_curvatures(
     with curvature_setup(ctx, layers) as setup:
         direction = _displacements(setup, head_reference)
         structure: dict[str, BlockStructure] = {}
-        # The Gauss-Newton form is the positive part only for a loss convex in the outputs.
-        if curvature == "psd" and route == "auto" and ctx.loss is cross_entropy_per_sample:
-            structure = probe_blocks(setup.functional(), setup.batches, direction, seed=ctx.seed)
+        # The Gauss-Newton form is the positive part only for a loss convex in the outputs
+        # (cross-entropy; any other loss is checked on every sample's Lambda).
+        if curvature == "psd" and route == "auto":
+            fmodel = setup.functional()
+
+            def outputs(inputs: torch.Tensor) -> torch.Tensor:
+                with torch.no_grad():
+                    return fmodel.outputs(fmodel.params, inputs)
+
+            if convex_in_outputs(ctx.loss, setup.batches, outputs):
+                structure = probe_blocks(fmodel, setup.batches, direction, seed=ctx.seed)
         affine = {name for name, block in structure.items() if block.affine}
         per_sample, products = _per_sample_forms(
             setup, direction, curvature, blocks, exact_max_dim, quadrature_steps, affine
         )
-        # The probe: per block two second-order passes over the sample (one random direction
-        # and v_i), each counted like one product per sample.
-        products += 2 * len(ctx.data) * len(structure)
+        # The probe: per block two second-order passes over its first samples (one random
+        # direction and v_i), each counted like one product per sample.
+        products += 2 * min(len(ctx.data), PROBE_SAMPLES) * len(structure)
         values = {name: _reduce(q, reduce, batch_size) for name, q in per_sample.items()}
         largest = (
             max_sample_loss(setup)
@@ -344,7 +354,8 @@ _distance_measure.__doc__ = """The Hessian distance of Ju, Li & Zhang (ICML 2022
     sum_i sqrt(calH_i). Per-layer rows hold calH_i (extra ``sqrt_scaled`` = sqrt(calH_i)).
     ``n_matvecs`` counts per-sample second-order products: one per sample and layer on the
     hessian/ggn routes and on psd blocks the outputs are affine in (forward mode, all samples
-    of a batch at once; plus two per sample and layer for the probe that decides it), up to
+    of a batch at once; plus two per probe sample, at most 32, and layer for the probe that
+    decides it), up to
     the block's dimension or ``quadrature_steps`` per sample and layer for other psd blocks.
     Per-layer rows ``hessian_distance.affine`` say which route each layer took (1: the
     Gauss-Newton form, 0: the quadrature).

@@ -65,6 +65,24 @@ class Oracle:
         x, y = self.inputs[j : j + 1], self.targets[j : j + 1]
         return hessian(lambda f: self.losses(f, x, y)[0])(self.point)
 
+    def outputs(self, flat: torch.Tensor, inputs: torch.Tensor | None = None) -> torch.Tensor:
+        params = dict(zip(self.names, unflatten(flat, self.like), strict=True))
+        inputs = self.inputs if inputs is None else inputs
+        return functional_call(self.model, {**self.state, **params}, (inputs,))
+
+    def ggn(self, loss=cross_entropy_per_sample) -> torch.Tensor:
+        """G = (1/m) sum_j J_j^T Lambda_j J_j, from the full Jacobian and each sample's
+        Hessian of ``loss`` in the outputs (both by torch.func)."""
+        jacobian = torch.func.jacrev(self.outputs)(self.point)  # (m, K, P)
+        logits = self.outputs(self.point)
+        lam = torch.stack(
+            [
+                hessian(lambda f, j=j: loss(f[None], self.targets[j : j + 1])[0])(logits[j])
+                for j in range(len(self.targets))
+            ]
+        )
+        return torch.einsum("nkp,nkl,nlq->pq", jacobian, lam, jacobian) / len(self.targets)
+
     def block(self, matrix: torch.Tensor, i: int) -> torch.Tensor:
         start = sum(self.sizes[:i])
         return matrix[start : start + self.sizes[i], start : start + self.sizes[i]]

@@ -1,4 +1,4 @@
-"""Hessian and Gauss-Newton vector products against exact matrices; checks; backends."""
+"""Hessian and Gauss-Newton vector products against exact matrices; checks; product methods."""
 
 from __future__ import annotations
 
@@ -15,29 +15,31 @@ MODELS = {"tanh_mlp": tanh_mlp, "small_cnn": small_cnn}
 
 
 @pytest.mark.parametrize("model_name", list(MODELS))
-@pytest.mark.parametrize("backend", ["func", "autograd", "auto"])
-def test_hvp_equals_exact_hessian_with_short_last_batch(model_name: str, backend: str) -> None:
+@pytest.mark.parametrize("products", ["func", "autograd", "linearize", "auto"])
+def test_hvp_equals_exact_hessian_with_short_last_batch(model_name: str, products: str) -> None:
     model = MODELS[model_name]()
     inputs, targets = data_for(model)
     names = [n for n, _ in model.named_parameters()]
     oracle = Oracle(model, names, inputs, targets)
     exact = oracle.hessian()
-    op = HessianOperator(model, names, split(inputs, targets, 10), ce, backend=backend)
+    op = HessianOperator(model, names, split(inputs, targets, 10), ce, products=products)
     generator = torch.Generator().manual_seed(0)
     for _ in range(3):
         v = torch.randn(exact.shape[0], generator=generator, dtype=torch.float64)
         hv = oracle.flat(op.matvec(oracle.unflat(v)))
         torch.testing.assert_close(hv, exact @ v, atol=1e-10, rtol=0)
-    assert op.n_matvecs == 3 and op.backend in ("func", "autograd")
+    assert op.n_matvecs == 3
+    assert op.products == ("autograd" if products == "auto" else products)
 
 
-def test_single_batch_graph_is_reused_and_matmat_matches() -> None:
+@pytest.mark.parametrize("products", ["autograd", "linearize"])
+def test_single_batch_state_is_reused_and_matmat_matches(products: str) -> None:
     model = tanh_mlp()
     inputs, targets = data_for(model)
     names = [n for n, _ in model.named_parameters()]
     oracle = Oracle(model, names, inputs, targets)
     exact = oracle.hessian()
-    op = HessianOperator(model, names, [(inputs, targets)], ce, backend="autograd")
+    op = HessianOperator(model, names, [(inputs, targets)], ce, products=products)
     vs = [torch.randn(exact.shape[0], dtype=torch.float64) for _ in range(4)]
     products = op.matmat([oracle.unflat(v) for v in vs])
     again = op.matvec(oracle.unflat(vs[0]))  # after the graph has been reused
@@ -66,14 +68,11 @@ def test_ggn_equals_j_transpose_hout_j() -> None:
     names = [n for n, _ in model.named_parameters()]
     oracle = Oracle(model, names, inputs, targets)
 
-    def outputs(flat):
-        params = dict(zip(names, oracle.unflat(flat), strict=True))
-        return torch.func.functional_call(model, {**oracle.state, **params}, (inputs,))
-
-    jacobian = torch.func.jacrev(outputs)(oracle.point)  # (n, K, P)
-    p = outputs(oracle.point).softmax(-1)
+    jacobian = torch.func.jacrev(oracle.outputs)(oracle.point)  # (n, K, P)
+    p = oracle.outputs(oracle.point).softmax(-1)
     h_out = torch.diag_embed(p) - p[:, :, None] * p[:, None, :]
     exact = torch.einsum("nkp,nkl,nlq->pq", jacobian, h_out, jacobian) / len(targets)
+    torch.testing.assert_close(oracle.ggn(), exact, atol=1e-12, rtol=0)
     op = GGNOperator(model, names, split(inputs, targets, 9), ce)
     v = torch.randn(exact.shape[0], dtype=torch.float64)
     torch.testing.assert_close(
@@ -149,17 +148,45 @@ class CustomActivationNet(torch.nn.Module):
         return self.fc2(NoForwardMode.apply(self.fc1(x)))
 
 
-def test_forward_mode_gap_falls_back_to_double_backward() -> None:
+@pytest.mark.parametrize("products", ["func", "linearize"])
+def test_forward_mode_gap_falls_back_to_double_backward_once(products: str) -> None:
     model = CustomActivationNet()
     inputs, targets = data_for(tanh_mlp())
     names = [n for n, _ in model.named_parameters()]
-    with pytest.warns(RuntimeWarning, match="forward-mode AD is not supported"):
-        op = HessianOperator(model, names, [(inputs, targets)], ce, backend="func")
-    assert op.backend == "autograd"
-    # NoForwardMode's backward is not itself differentiable twice through y's graph,
-    # but double backward still gives the Gauss-Newton-like part consistently:
+    op = HessianOperator(model, names, split(inputs, targets, 10), ce, products=products)
     v = tuple(torch.ones_like(p) for p in op.params)
-    assert all(torch.isfinite(t).all() for t in op.matvec(v))
+    with pytest.warns(RuntimeWarning, match="forward-mode AD is not supported") as caught:
+        first = op.matvec(v)
+        second = op.matvec(v)
+    assert len([w for w in caught if "forward-mode" in str(w.message)]) == 1
+    assert op.products == "autograd"
+    reference = HessianOperator(model, names, split(inputs, targets, 10), ce, products="autograd")
+    for a, b, c in zip(first, second, reference.matvec(v), strict=True):
+        torch.testing.assert_close(a, c, atol=1e-12, rtol=0)
+        torch.testing.assert_close(b, c, atol=1e-12, rtol=0)
+
+
+def test_every_registered_curvature_and_product_method_is_exact() -> None:
+    """The registries' contract: each entry gives its matrix's products exactly."""
+    from genmeasures.curvature import CURVATURES, make_operator
+    from genmeasures.curvature.products import PRODUCT_METHODS
+
+    model = small_cnn()
+    inputs, targets = data_for(model)
+    names = [n for n, _ in model.named_parameters()]
+    oracle = Oracle(model, names, inputs, targets)
+    exact = {"hessian": oracle.hessian(), "ggn": oracle.ggn()}
+    assert set(CURVATURES.names()) == set(exact)
+    v = torch.randn(
+        exact["hessian"].shape[0], generator=torch.Generator().manual_seed(3), dtype=torch.float64
+    )
+    for curvature in CURVATURES.names():
+        for products in PRODUCT_METHODS.names():
+            op = make_operator(
+                curvature, model, names, split(inputs, targets, 7), ce, products=products
+            )
+            hv = oracle.flat(op.matvec(oracle.unflat(v)))
+            torch.testing.assert_close(hv, exact[curvature] @ v, atol=1e-10, rtol=0)
 
 
 def test_evaluation_mode_restores_each_module() -> None:
@@ -169,25 +196,3 @@ def test_evaluation_mode_restores_each_module() -> None:
     with evaluation_mode(model):
         assert not any(m.training for m in model.modules())
     assert [m.training for m in model.modules()] == before
-
-
-def test_auto_backend_probes_once_per_model_structure(monkeypatch: pytest.MonkeyPatch) -> None:
-    from genmeasures.curvature import operators
-
-    monkeypatch.setattr(operators, "_CHOSEN_BACKEND", {})
-    model = small_cnn()
-    inputs, targets = data_for(model)
-    names = [n for n, _ in model.named_parameters()]
-    first = HessianOperator(model, names, [(inputs, targets)], ce, backend="auto")
-    assert len(operators._CHOSEN_BACKEND) == 1
-
-    def no_probe(*args, **kwargs):
-        raise AssertionError("the backend was probed again")
-
-    monkeypatch.setattr(HessianOperator, "_fresh_autograd_hvp", no_probe)
-    another = small_cnn()  # same class and shapes, other weights: the cached choice
-    second = HessianOperator(another, names, [(inputs[:5], targets[:5])], ce, backend="auto")
-    assert second.backend == first.backend
-    subset = names[:2]  # other parameters selected: probed anew
-    with pytest.raises(AssertionError, match="probed again"):
-        HessianOperator(model, subset, [(inputs, targets)], ce, backend="auto")

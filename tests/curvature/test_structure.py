@@ -12,6 +12,7 @@ from torch.nn import functional as F
 import genmeasures
 from genmeasures.curvature import FunctionalModel
 from genmeasures.curvature.structure import probe_blocks
+from genmeasures.curvature.vectors import flatten, rademacher_like
 from genmeasures.data import EvaluationSet
 from genmeasures.measures import cross_entropy_per_sample
 from genmeasures.models import build_model
@@ -234,3 +235,143 @@ def test_auto_trace_estimates_the_smooth_layers_and_is_exact_on_the_rest() -> No
             assert abs(value - truth) <= 4 * stderr and stderr > 0
     whole = table[(table.measure == "hessian_trace") & (table.layer == "")].iloc[0]
     assert abs(whole.value - float(exact.trace())) <= 4 * whole.stderr
+
+
+def _interpolating_tanh_mlp():
+    """A tanh MLP trained to a loss near 1e-4 on 12 samples: near interpolation."""
+    torch.manual_seed(0)
+    spec = {"in_features": 4, "hidden": [8, 8], "num_classes": 3, "activation": "tanh"}
+    init = build_model("mlp", spec).double().eval()
+    model = build_model("mlp", spec).double()
+    model.load_state_dict(init.state_dict())
+    generator = torch.Generator().manual_seed(1)
+    inputs = torch.randn(12, 4, generator=generator, dtype=torch.float64)
+    targets = torch.randint(0, 3, (12,), generator=generator)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
+    for _ in range(300):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(inputs), targets).backward()
+        optimizer.step()
+    return model.eval(), init, inputs, targets
+
+
+def test_auto_trace_control_variate_is_exact_given_its_probes() -> None:
+    """Near interpolation auto runs Hutchinson on H - G for the smooth layers: its value is
+    exactly Tr(G_ii) (all general layers) + Tr(H_ii) (affine head) + the mean of
+    g^T (H - G) g over the very probes it drew, to 1e-10 against torch.func.hessian."""
+    model, init, inputs, targets = _interpolating_tanh_mlp()
+    names = [n for n, p in model.named_parameters() if p.ndim >= 2]
+    oracle = Oracle(model, names, inputs, targets)
+    hessian, ggn = oracle.hessian(), oracle.ggn()
+    data = EvaluationSet.from_tensors(inputs, targets, batch_size=12)
+    table = genmeasures.score(
+        model, init, data, ["hessian_trace:rtol=0,max_matvecs=40"], n_train=50
+    )
+    extras = table[table.layer == ""].set_index("measure").value
+    assert extras["hessian_trace.control_variate"] == 1.0
+    routes = table[table.measure == "hessian_trace.affine"].set_index("layer").value
+    general = [i for i, n in enumerate(names) if routes[n] == 0.0]
+    assert [names[i] for i in general] == names[:-1]  # the tanh layers; the head is affine
+    generator = torch.Generator().manual_seed(0)
+    like = [model.state_dict()[names[i]] for i in general]
+    probes = [flatten(rademacher_like(like, generator)) for _ in range(20)]  # 40 products
+    index = torch.cat(
+        [torch.arange(sum(oracle.sizes[:i]), sum(oracle.sizes[: i + 1])) for i in general]
+    )
+    residual = (hessian - ggn)[index][:, index]
+    expected = float(oracle.block(hessian, len(names) - 1).trace())
+    expected += sum(float(oracle.block(ggn, i).trace()) for i in general)
+    expected += float(torch.stack([g @ residual @ g for g in probes]).mean())
+    assert extras["hessian_trace"] == pytest.approx(expected, abs=1e-10)
+    assert (
+        abs(extras["hessian_trace"] - float(hessian.trace()))
+        <= 4 * table[(table.measure == "hessian_trace") & (table.layer == "")].stderr.iloc[0]
+    )
+
+
+def test_control_variate_beats_plain_hutchinson_near_interpolation() -> None:
+    model, init, inputs, targets = _interpolating_tanh_mlp()
+    data = EvaluationSet.from_tensors(inputs, targets, batch_size=12)
+    spec = "hessian_trace:rtol=0,max_matvecs=100"
+    auto = genmeasures.score(model, init, data, [spec], n_train=50)
+    plain = genmeasures.score(model, init, data, [f"{spec},estimator=hutchinson"], n_train=50)
+
+    def stderr(table):
+        return table[(table.measure == "hessian_trace") & (table.layer == "")].stderr.iloc[0]
+
+    # Same budget of products (the control variate spends two per probe): smaller error.
+    assert stderr(auto) < 0.5 * stderr(plain)
+
+
+class TanhWithoutJvp(torch.autograd.Function):
+    """tanh with a backward and vmap support but no forward-mode rule (as some custom ops)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x):
+        return torch.tanh(x)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(output)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (y,) = ctx.saved_tensors
+        return grad_output * (1 - y * y)
+
+
+class WithoutJvp(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc1 = nn.Linear(4, 5).double()
+        self.fc2 = nn.Linear(5, 3).double()
+
+    def forward(self, x):
+        return self.fc2(TanhWithoutJvp.apply(self.fc1(x)))
+
+
+@pytest.mark.parametrize("functorch", [True, False])
+def test_a_model_without_forward_mode_falls_back_per_block_and_says_so(functorch) -> None:
+    """An operation without a forward-mode rule: the blocks before it take the general route
+    and the head after it stays exact; with an operation torch.func cannot run at all every
+    block is general. Each reason is given in one warning per measure (Python's default
+    filter shows a repeated warning once)."""
+    import warnings
+
+    from tests.curvature.oracle import data_for
+    from tests.curvature.test_operators import CustomActivationNet
+
+    make = WithoutJvp if functorch else CustomActivationNet
+    model, init = make(), make()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1)
+    inputs, targets = data_for(tanh_mlp())
+    data = EvaluationSet.from_tensors(inputs, targets, batch_size=23)
+    expected = {"fc1.weight": 0.0, "fc2.weight": 1.0 if functorch else 0.0}
+    for measure in ("hessian_trace", "hessian_distance"):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")
+            table = genmeasures.score(model, init, data, [f"{measure}"], n_train=50)
+        messages = [
+            str(w.message) for w in caught if "not supported by this model" in str(w.message)
+        ]
+        assert messages and len(messages) == len(set(messages)) <= 2, messages
+        routes = table[table.measure == f"{measure}.affine"].set_index("layer").value
+        assert routes.to_dict() == expected
+        whole = table[(table.measure == measure) & (table.layer == "")].value.iloc[0]
+        assert math.isfinite(whole)
+    if functorch:  # the head's trace is exact: compare with the double-backward Hessian
+        oracle_table = genmeasures.score(
+            model, init, data, ["hessian_trace:estimator=exact,products=autograd"], n_train=50
+        )
+        exact = oracle_table[
+            (oracle_table.layer == "fc2.weight") & (oracle_table.measure == "hessian_trace")
+        ].value.iloc[0]
+        auto = genmeasures.score(model, init, data, ["hessian_trace"], n_train=50)
+        head = auto[(auto.layer == "fc2.weight") & (auto.measure == "hessian_trace")]
+        assert head.value.iloc[0] == pytest.approx(exact, abs=1e-10)
+        assert head.stderr.iloc[0] == 0

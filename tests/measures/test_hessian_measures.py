@@ -269,14 +269,16 @@ def test_batchnorm_dropout_model_is_left_as_found() -> None:
 def test_pyhessian_backend_agrees_within_its_tolerance() -> None:
     model, init = fine_tuned(small_cnn)
     ours = run(model, init, ["hessian_eigenvalue:rtol=1e-10,max_matvecs=300,layers=all"])
-    theirs = run(model, init, ["hessian_eigenvalue:backend=pyhessian,max_matvecs=300,rtol=1e-4"])
+    theirs = run(model, init, ["hessian_eigenvalue:algorithm=pyhessian,max_matvecs=300,rtol=1e-4"])
     top, approx = whole(ours, "hessian_eigenvalue"), whole(theirs, "hessian_eigenvalue")
     assert approx <= top + 1e-9 and approx == pytest.approx(top, rel=1e-2)
     # The head's block is PSD under cross-entropy: PyHessian's stopping rule divides by the
     # signed running mean and stops after two probes whenever that mean is negative.
     head = "layers=head.weight"
     exact = whole(run(model, init, [f"hessian_trace:estimator=exact,{head}"]), "hessian_trace")
-    table = run(model, init, [f"hessian_trace:backend=pyhessian,max_matvecs=1500,rtol=1e-5,{head}"])
+    table = run(
+        model, init, [f"hessian_trace:estimator=pyhessian,max_matvecs=1500,rtol=1e-5,{head}"]
+    )
     row = table[table.measure == "hessian_trace"].iloc[0]
     assert row.n_matvecs > 100 and abs(row.value - exact) <= 4 * row.stderr
 
@@ -439,10 +441,10 @@ def test_the_layer_set_is_in_the_table_and_pyhessian_is_the_whole_model() -> Non
         [
             "hessian_trace:max_matvecs=4,rtol=0",
             "hessian_eigenvalue:layers=all,max_matvecs=4",
-            "hessian_eigenvalue:backend=pyhessian,max_matvecs=4",
+            "hessian_eigenvalue:algorithm=pyhessian,max_matvecs=4",
         ],
     )
     sizes = table[table.measure.str.endswith(".n_parameters")]
     assert list(sizes.value) == [n_default, n_all, n_all] and n_default < n_all
-    head = run(model, init, ["hessian_trace:backend=pyhessian,layers=head.weight,max_matvecs=4"])
+    head = run(model, init, ["hessian_trace:estimator=pyhessian,layers=head.weight,max_matvecs=4"])
     assert whole(head, "hessian_trace.n_parameters") == model.head.weight.numel()

@@ -13,10 +13,10 @@ from genmeasures.finetune.algorithm import (
     Algorithm,
     TrainState,
     non_negative,
-    per_sample_cross_entropy,
     positive,
     register_algorithm,
 )
+from genmeasures.losses import cross_entropy_per_sample
 
 
 @register_algorithm
@@ -80,4 +80,4 @@ class L2SP(Algorithm):
     def batch_loss(
         self, outputs: torch.Tensor, targets: torch.Tensor, indices: torch.Tensor
     ) -> torch.Tensor:
-        return per_sample_cross_entropy(outputs, targets).mean() + self.penalty()
+        return cross_entropy_per_sample(outputs, targets).mean() + self.penalty()

@@ -15,11 +15,11 @@ from genmeasures.errors import OptionError
 from genmeasures.finetune.algorithm import (
     TrainState,
     non_negative,
-    per_sample_cross_entropy,
     positive,
     register_algorithm,
 )
 from genmeasures.finetune.algorithms.constraint import Constraint, ConstraintOptions
+from genmeasures.losses import cross_entropy_per_sample
 
 
 def training_predictions(state: TrainState, batch_size: int = 512) -> torch.Tensor:
@@ -124,7 +124,7 @@ class RegSL(Constraint):
     def batch_loss(
         self, outputs: torch.Tensor, targets: torch.Tensor, indices: torch.Tensor
     ) -> torch.Tensor:
-        losses = per_sample_cross_entropy(outputs, targets)
+        losses = cross_entropy_per_sample(outputs, targets)
         temperature = self.temperature_at(self.state.epoch)
         if temperature is None:
             return losses.mean()

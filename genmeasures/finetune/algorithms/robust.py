@@ -30,12 +30,12 @@ from genmeasures.data.noise import transition_matrix, validate_transition
 from genmeasures.errors import OptionError
 from genmeasures.finetune.algorithm import (
     TrainState,
-    per_sample_cross_entropy,
     positive,
     register_algorithm,
 )
 from genmeasures.finetune.algorithms.constraint import Constraint, ConstraintOptions
 from genmeasures.finetune.algorithms.regsl import training_predictions
+from genmeasures.losses import cross_entropy_per_sample
 
 # ------------------------------------------------------------------------- the loss
 
@@ -217,7 +217,7 @@ class Robust(Constraint):
         self, outputs: torch.Tensor, targets: torch.Tensor, indices: torch.Tensor
     ) -> torch.Tensor:
         if self.inverse is None:  # Dual-T warm-up: plain cross-entropy on the noisy labels
-            return per_sample_cross_entropy(outputs, targets).mean()
+            return cross_entropy_per_sample(outputs, targets).mean()
         return backward_corrected_loss(outputs.float(), targets, self.inverse).mean()
 
     # --- Dual-T -----------------------------------------------------------------------------

@@ -141,12 +141,16 @@ def whole(table, measure: str) -> dict[str, float]:
 
 
 def timed_score(model, init, data, spec: str, repeats: int = 1) -> tuple[dict, float]:
+    """The measure's whole-model row (value, stderr, n_matvecs, extras; ``n_layers``: its
+    per-layer rows) and the best wall time of ``repeats`` calls."""
     best, result = math.inf, {}
     for _ in range(repeats):
         start = time.perf_counter()
         table = genmeasures.score(model, init, data, [spec], n_train=len(data))
         best = min(best, time.perf_counter() - start)
-        result = whole(table, spec.split(":")[0])
+        name = spec.split(":")[0]
+        result = whole(table, name)
+        result.setdefault("n_layers", float(((table.measure == name) & (table.layer != "")).sum()))
     return result, best
 
 
@@ -160,7 +164,7 @@ def all_names(model) -> list[str]:
 
 def gradient_seconds(model, data) -> float:
     inputs, targets = batches(data)[0]
-    params = [p for p in model.parameters()]
+    params = list(model.parameters())
     best = math.inf
     with evaluation_mode(model):
         for _ in range(4):
@@ -234,6 +238,19 @@ def bench_trace(model_name, model, init, data, quick: bool) -> dict[str, Any]:
     }
 
 
+def pyhessian_top(model, data: EvaluationSet, tol: float):
+    """PyHessian's power iteration for the top eigenvalue, all parameters, seed 0."""
+    return pyhessian_eigenvalues(
+        model,
+        cross_entropy_per_sample,
+        batches(data),
+        all_names(model),
+        max_iter=300,
+        tol=tol,
+        seed=0,
+    )
+
+
 # 2. Top eigenvalue -----------------------------------------------------------------------
 
 
@@ -252,15 +269,7 @@ def bench_eigen(model_name, model, init, data, state_file: Path) -> dict[str, An
     ours, warm = timed_score(model, init, data, spec, repeats=3)
     chosen = None
     for tol in (1e-3, 1e-4, 1e-5):
-        est = pyhessian_eigenvalues(
-            model,
-            cross_entropy_per_sample,
-            batches(data),
-            all_names(model),
-            max_iter=300,
-            tol=tol,
-            seed=0,
-        )
+        est = pyhessian_top(model, data, tol)
         if abs(est.values[0] - truth) <= 1e-3 * abs(truth):
             chosen = tol
             break
@@ -279,15 +288,7 @@ def bench_eigen(model_name, model, init, data, state_file: Path) -> dict[str, An
     best, est = math.inf, None
     for _ in range(3):
         start = time.perf_counter()
-        est = pyhessian_eigenvalues(
-            model,
-            cross_entropy_per_sample,
-            batches(data),
-            all_names(model),
-            max_iter=300,
-            tol=chosen,
-            seed=0,
-        )
+        est = pyhessian_top(model, data, chosen)
         best = min(best, time.perf_counter() - start)
     assert est is not None
     out["pyhessian"] = {
@@ -332,15 +333,7 @@ def cold_call(model_name: str, state_file: Path, method: str) -> None:
         spec = f"hessian_eigenvalue:layers=all,rtol={tol}"
         genmeasures.score(model, None, data, [spec], n_train=1)
     else:
-        pyhessian_eigenvalues(
-            model,
-            cross_entropy_per_sample,
-            batches(data),
-            all_names(model),
-            max_iter=300,
-            tol=tol,
-            seed=0,
-        )
+        pyhessian_top(model, data, tol)
     print(time.perf_counter() - start)
 
 
@@ -355,10 +348,7 @@ def bench_distance(model_name, model, init, data, quick: bool) -> dict[str, Any]
     out: dict[str, Any] = {"samples": samples}
     for route in ("auto", "general"):
         result, seconds = timed_score(model, init, subset, f"hessian_distance:route={route}")
-        table = genmeasures.score(
-            model, init, subset, [f"hessian_distance:route={route}"], n_train=samples
-        )
-        layers = int((table.measure == "hessian_distance").sum() - 1)
+        layers = int(result["n_layers"])
         out[route] = {
             "value": result["value"],
             "seconds": seconds,

@@ -60,19 +60,27 @@ def output_hessians(loss: PerSampleLoss, logits: torch.Tensor, targets: torch.Te
     def one(f: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return loss(f[None], y[None])[0]
 
-    lam = vmap(hessian(one))(logits.detach().double(), targets)
+    logits = logits.detach().double()
+    try:
+        lam = vmap(hessian(one))(logits, targets)
+    except RuntimeError:
+        # A loss vmap cannot batch (one_hot, .item(), data-dependent branches): per sample.
+        lam = torch.stack([hessian(one)(f, y) for f, y in zip(logits, targets, strict=True)])
     return (lam + lam.transpose(1, 2)) / 2
 
 
 def convex_in_outputs(
-    loss: PerSampleLoss, batches: Sequence[tuple[torch.Tensor, torch.Tensor]], outputs
+    fmodel: FunctionalModel, batches: Sequence[tuple[torch.Tensor, torch.Tensor]]
 ) -> bool:
-    """Whether every sample's Lambda_j is positive semi-definite (to rounding): then
-    J^T Lambda J is PSD and is its own positive part. Cross-entropy always is."""
-    if loss is cross_entropy_per_sample:
+    """Whether every sample's Lambda_j (of ``fmodel.loss``) is positive semi-definite, to
+    rounding: then J^T Lambda J is PSD and is its own positive part. Cross-entropy always is.
+    """
+    if fmodel.loss is cross_entropy_per_sample:
         return True
     for inputs, targets in batches:
-        values = torch.linalg.eigvalsh(output_hessians(loss, outputs(inputs), targets))
+        with torch.no_grad():
+            logits = fmodel.outputs(fmodel.params, inputs)
+        values = torch.linalg.eigvalsh(output_hessians(fmodel.loss, logits, targets))
         scale = float(values.abs().max()) if values.numel() else 0.0
         if float(values.min()) < -_CONVEX_RTOL * max(scale, 1e-300):
             return False

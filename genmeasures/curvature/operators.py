@@ -97,12 +97,6 @@ class CurvatureOperator(ABC):
     ) -> list[Vector]:
         """This batch's share (loss weighted by 1/m) of A v for each v."""
 
-    def _weighted(self, inputs: torch.Tensor, targets: torch.Tensor):
-        def loss_of(params: Sequence[torch.Tensor]) -> torch.Tensor:
-            return self.fmodel.weighted_loss(params, inputs, targets, self.total)
-
-        return loss_of
-
 
 class HessianOperator(CurvatureOperator):
     """H v, H = d^2 L_S / dW^2 over the selected parameters.
@@ -143,14 +137,11 @@ class HessianOperator(CurvatureOperator):
             return self.method.batch_matmat(inputs, targets, vectors)
         except (NotImplementedError, RuntimeError) as exc:
             fallback = self.method.fallback
-            if fallback is None or not is_forward_mode_gap(exc):
+            if fallback is None or not is_transform_gap(exc):
                 raise
-            warnings.warn(
-                f"forward-mode AD is not supported by this model ({first_line(exc)}); "
-                f"computing Hessian-vector products by {fallback} instead of "
-                f"{self.method.name}",
-                RuntimeWarning,
-                stacklevel=4,
+            warn_unsupported(
+                exc,
+                f"computing Hessian-vector products by {fallback} instead of {self.method.name}",
             )
             self.method = self._make_method(fallback)
             return self.method.batch_matmat(inputs, targets, vectors)
@@ -185,10 +176,26 @@ def make_operator(
     return operator_class(model, names, batches, loss, check=check)
 
 
-def is_forward_mode_gap(exc: BaseException) -> bool:
-    """Whether an exception says forward-mode AD is missing for some operation."""
+def is_transform_gap(exc: BaseException) -> bool:
+    """Whether an exception says a torch.func transform cannot run some operation: forward
+    mode missing (jvp), or vmap unable to batch it (``.item()``, data-dependent branches)."""
     text = str(exc).lower()
-    return isinstance(exc, NotImplementedError) or "forward" in text or "jvp" in text
+    return isinstance(exc, NotImplementedError) or any(
+        word in text for word in ("forward", "jvp", "vmap")
+    )
+
+
+def warn_unsupported(
+    reason: BaseException | str, consequence: str, *, what: str = "forward-mode AD"
+) -> None:
+    """The one warning for a model that some transform cannot run on: what is missing, why
+    (the first line of torch's message), and what is done instead."""
+    text = first_line(reason) if isinstance(reason, BaseException) else reason
+    warnings.warn(
+        f"{what} is not supported by this model ({text}); {consequence}",
+        RuntimeWarning,
+        stacklevel=3,
+    )
 
 
 def first_line(exc: BaseException) -> str:

@@ -16,7 +16,6 @@ sample at a time (slower, same numbers) and warns.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 
 import torch
@@ -24,7 +23,7 @@ from torch.func import grad, jvp, vmap
 
 from genmeasures.curvature.functional import FunctionalModel
 from genmeasures.curvature.lanczos import lanczos_quadrature, positive_part
-from genmeasures.curvature.operators import first_line, is_forward_mode_gap
+from genmeasures.curvature.operators import is_transform_gap, warn_unsupported
 from genmeasures.curvature.vectors import Vector, flatten, unflatten
 
 _MEMORY = 256 * 2**20  # bytes of per-sample Lanczos bases held at once
@@ -49,14 +48,9 @@ def bilinear_hessian(
     try:
         return jvp(along_a, (fmodel.params,), (b,))[1].detach()
     except (NotImplementedError, RuntimeError) as exc:
-        if not is_forward_mode_gap(exc):
+        if not is_transform_gap(exc):
             raise
-        warnings.warn(
-            f"forward-mode AD is not supported by this model ({first_line(exc)}); computing "
-            f"per-sample curvature by double backward, one sample at a time",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+        warn_unsupported(exc, "computing per-sample curvature by double backward, one at a time")
         return _bilinear_by_double_backward(fmodel, inputs, targets, a, b)
 
 
@@ -163,13 +157,12 @@ def _per_sample_hvp(fmodel: FunctionalModel, flat_w: torch.Tensor):
             try:
                 return vmapped(inputs, targets, rows)
             except (NotImplementedError, RuntimeError) as exc:
-                if not is_forward_mode_gap(exc):
+                if not is_transform_gap(exc):
                     raise
-                warnings.warn(
-                    f"forward-mode AD is not supported by this model ({first_line(exc)}); "
-                    f"computing per-sample Hessian-vector products by double backward",
-                    RuntimeWarning,
-                    stacklevel=4,
+                warn_unsupported(
+                    exc,
+                    "computing per-sample Hessian-vector products by double backward",
+                    what="torch.func (vmap of forward-over-reverse)",
                 )
                 fallback = True
         return by_double_backward(inputs, targets, rows)

@@ -22,7 +22,6 @@ non-zero second derivative, a loss that is not convex in the outputs) means "gen
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -30,7 +29,7 @@ import torch
 from torch.func import jvp
 
 from genmeasures.curvature.functional import FunctionalModel
-from genmeasures.curvature.operators import first_line, is_forward_mode_gap
+from genmeasures.curvature.operators import first_line, is_transform_gap, warn_unsupported
 
 # A block is affine when max|D^2 f[u, u]| <= _TOLERANCE * eps(dtype) * scale, scale the largest
 # of max|f| and max|D f[u]| over the sample (u scaled to the block's own norm). For an exactly
@@ -86,11 +85,9 @@ def probe_blocks(
         results[name] = _probe_one(fmodel, index, probes, batches)
     failed = [r for r in results.values() if r.failure]
     if failed:
-        warnings.warn(
-            f"forward-mode AD is not supported by this model ({failed[0].failure}); "
+        warn_unsupported(
+            failed[0].failure,
             f"{len(failed)} of {len(results)} layer blocks take the general route",
-            RuntimeWarning,
-            stacklevel=2,
         )
     return results
 
@@ -125,7 +122,7 @@ def _probe_one(
             try:
                 outputs, first, second = _second_directional(fmodel, index, u, inputs)
             except (NotImplementedError, RuntimeError) as exc:
-                if not is_forward_mode_gap(exc):
+                if not is_transform_gap(exc):
                     raise
                 return BlockStructure(name, False, float("inf"), first_line(exc))
             if not bool(first.abs().max() > 0):

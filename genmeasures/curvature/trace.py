@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import torch
@@ -64,7 +64,7 @@ def hutchinson(
     generator: torch.Generator,
     initial: Sequence[Sequence[float]] = (),
     offset: Sequence[float] = (),
-    spent: int = 0,
+    known_elsewhere: float = 0.0,
 ) -> TraceEstimate:
     """Hutchinson's estimator with Rademacher probes g: Tr(A) = E[g^T A g].
 
@@ -74,23 +74,28 @@ def hutchinson(
     spends the whole budget by design and does not warn).
 
     ``initial``: per-block samples g_i^T (A g)_i of probes already drawn from ``generator``
-    (they count towards the budget); ``offset``: per-block values known exactly, added to the
-    estimate (and to each probe's ``samples``), so the tolerance is relative to the whole
-    trace; ``spent``: products spent before, added to ``n_matvecs``.
+    (they count towards the budget, not towards ``n_matvecs``); ``offset``: a known part of
+    each block's trace, added to its estimate and to each probe's ``samples`` (a control
+    variate's exact trace); ``known_elsewhere``: the trace of blocks outside A, known
+    exactly: the tolerance is relative to the whole trace, A's plus this.
     """
+    offset = list(offset) or [0.0] * len(op.params)
+    reference = [*offset, known_elsewhere]
     per_probe: list[list[float]] = [list(row) for row in initial]
     while len(per_probe) < max_matvecs:
-        if len(per_probe) >= min_probes and _relative_stderr(per_probe, offset) <= rtol:
+        if len(per_probe) >= min_probes and _relative_stderr(per_probe, reference) <= rtol:
             break
         count = min(block_size, max_matvecs - len(per_probe))
         probes = [rademacher_like(op.params, generator) for _ in range(count)]
         for probe, product in zip(probes, op.matmat(probes), strict=True):
             per_probe.append(blockwise_dot(probe, product))
-    converged = _relative_stderr(per_probe, offset) <= rtol
-    if not converged:
-        _warn_budget("Hutchinson trace", max_matvecs, _relative_stderr(per_probe, offset), rtol)
-    used = len(per_probe) - len(initial)
-    return _summarize(per_probe, spent + used, converged, "hutchinson", offset=list(offset) or None)
+    reached = _relative_stderr(per_probe, reference)
+    if not reached <= rtol:
+        _warn_budget("Hutchinson trace", max_matvecs, reached, rtol)
+    est = _summarize(
+        per_probe, len(per_probe) - len(initial), reached <= rtol, "hutchinson", offset=offset
+    )
+    return replace(est, samples=tuple(math.fsum(offset) + s for s in est.samples))
 
 
 class Difference:

@@ -125,7 +125,7 @@ def density_table(long_table: pd.DataFrame, measure: str = "hessian_density") ->
     tidy = rows.pivot_table(
         index=[*keys, "run", "k"], columns="kind", values="value", aggfunc="first"
     ).reset_index()
-    tidy = tidy[tidy["weight"] > 0].rename(columns={})
+    tidy = tidy[tidy["weight"] > 0]
     return (
         tidy[[*keys, "run", "node", "weight"]]
         .sort_values([*keys, "run", "node"])

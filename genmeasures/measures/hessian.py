@@ -19,9 +19,10 @@ from genmeasures.curvature.ggn import GGNOperator, ggn_block_traces
 from genmeasures.curvature.lanczos import lanczos_eigenvalues
 from genmeasures.curvature.operators import (
     CURVATURES,
-    first_line,
-    is_forward_mode_gap,
+    CurvatureOperator,
+    is_transform_gap,
     make_operator,
+    warn_unsupported,
 )
 from genmeasures.curvature.products import PRODUCT_METHODS
 from genmeasures.curvature.structure import probe_blocks
@@ -145,15 +146,10 @@ def _auto_trace(
         except (NotImplementedError, RuntimeError) as exc:
             # Per-sample gradients run under torch.func.vmap, which some custom operations
             # refuse: no exact route then, Hutchinson on every block.
-            if not is_forward_mode_gap(exc):
+            if not is_transform_gap(exc):
                 raise
-            if forward_mode:
-                warnings.warn(
-                    f"torch.func transforms are not supported by this model "
-                    f"({first_line(exc)}); Hutchinson on every layer",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
+            if forward_mode:  # (else the probe has already said so)
+                warn_unsupported(exc, "Hutchinson on every layer", what="torch.func")
             forward_mode = False
         else:
             ggn = dict(zip(names, traces, strict=True))
@@ -168,22 +164,23 @@ def _auto_trace(
         op = make_operator(
             curvature, setup.model, general, batches, setup.ctx.loss, products=products
         )
-        offset = [math.fsum(exact.values())] + [0.0] * (len(general) - 1)
+        known = math.fsum(exact.values())
         if ggn and curvature == "hessian" and forward_mode:
             est, used_residual = _hessian_trace_with_control_variate(
-                setup, op, general, batches, ggn, offset, rtol, max_matvecs, generator
+                setup, op, [ggn[n] for n in general], known, rtol, max_matvecs, generator
             )
             choice["control_variate"] = float(used_residual)
         else:
             est = hutchinson(
-                op, rtol=rtol, max_matvecs=max_matvecs, generator=generator, offset=offset
+                op,
+                rtol=rtol,
+                max_matvecs=max_matvecs,
+                generator=generator,
+                known_elsewhere=known,
             )
-        # est.blocks include the offset in the first general block: take it out again.
-        blocks_est = list(est.blocks)
-        blocks_est[0] -= offset[0]
-        estimated = dict(zip(general, zip(blocks_est, est.block_stderrs, strict=True), strict=True))
+        estimated = dict(zip(general, zip(est.blocks, est.block_stderrs, strict=True), strict=True))
         stderr, converged, cost = est.stderr, est.converged, cost + est.n_matvecs
-        samples = est.samples  # (each probe's estimate of the whole trace)
+        samples = tuple(known + s for s in est.samples)  # each probe's whole trace
     blocks = tuple(exact[n] if n in exact else estimated[n][0] for n in names)
     return TraceEstimate(
         value=math.fsum(blocks),
@@ -200,60 +197,52 @@ def _auto_trace(
 
 
 def _hessian_trace_with_control_variate(
-    setup, hessian_op, general, batches, ggn, offset, rtol, max_matvecs, generator
+    setup: CurvatureSetup,
+    hessian_op: CurvatureOperator,
+    ggn_traces: list[float],
+    known: float,
+    rtol: float,
+    max_matvecs: int,
+    generator: torch.Generator,
 ) -> tuple[TraceEstimate, bool]:
-    """Hutchinson on H or on H - G over the ``general`` blocks, chosen by a pilot.
+    """Hutchinson on H or on H - G over the operator's blocks, chosen by a pilot.
 
     The pilot draws ``PILOT_PROBES`` probes g and computes H g and G g; with s_H and s_R the
     sample standard deviations of g^T H g and g^T (H - G) g, plain Hutchinson needs about
     (s_H / tol)^2 products and the control variate 2 (s_R / tol)^2: the cheaper is continued
     from the pilot's own probes (with the control variate, within half the budget: two
-    products a probe). The choice depends on the seed only, never on timing. The pilot's G
-    products are counted either way.
+    products a probe), H - G offset by the blocks' exact ``ggn_traces``. The choice depends
+    on the seed only, never on timing. The pilot's G products are counted either way.
+    ``known``: the exact trace of the other blocks, for the relative tolerance.
     """
-    ggn_op = GGNOperator(setup.model, general, batches, setup.ctx.loss, check=False)
+    ggn_op = GGNOperator(
+        setup.model, hessian_op.names, hessian_op.batches, setup.ctx.loss, check=False
+    )
     count = min(PILOT_PROBES, max_matvecs)
     probes = [rademacher_like(hessian_op.params, generator) for _ in range(count)]
     h_products = hessian_op.matmat(probes)
+    plain = [blockwise_dot(g, h) for g, h in zip(probes, h_products, strict=True)]
+    residual = None
     try:
         g_products = ggn_op.matmat(probes)
     except (NotImplementedError, RuntimeError) as exc:
-        if not is_forward_mode_gap(exc):
+        if not is_transform_gap(exc):
             raise
-        warnings.warn(
-            f"forward-mode AD is not supported by this model ({first_line(exc)}); no "
-            f"Gauss-Newton control variate, plain Hutchinson on the general layers",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-        plain = [blockwise_dot(g, h) for g, h in zip(probes, h_products, strict=True)]
-        est = hutchinson(
-            hessian_op,
-            rtol=rtol,
-            max_matvecs=max_matvecs,
-            generator=generator,
-            initial=plain,
-            offset=offset,
-        )
-        return _counted(est, hessian_op, ggn_op), False
-    plain = [blockwise_dot(g, h) for g, h in zip(probes, h_products, strict=True)]
-    residual = [
-        blockwise_dot(g, tuple(a - b for a, b in zip(h, gg, strict=True)))
-        for g, h, gg in zip(probes, h_products, g_products, strict=True)
-    ]
-    spread_plain = _spread(plain)
-    spread_residual = _spread(residual)
-    use_residual = 2 * spread_residual**2 < spread_plain**2
-    if use_residual:
-        known = [ggn[n] for n in general]
-        known[0] += offset[0]
+        warn_unsupported(exc, "no Gauss-Newton control variate, plain Hutchinson")
+    else:
+        residual = [
+            blockwise_dot(g, tuple(a - b for a, b in zip(h, gg, strict=True)))
+            for g, h, gg in zip(probes, h_products, g_products, strict=True)
+        ]
+    if residual is not None and 2 * _spread(residual) ** 2 < _spread(plain) ** 2:
         est = hutchinson(
             Difference(hessian_op, ggn_op),
             rtol=rtol,
             max_matvecs=max(count, max_matvecs // 2),
             generator=generator,
             initial=residual,
-            offset=known,
+            offset=ggn_traces,
+            known_elsewhere=known,
         )
         return _counted(est, hessian_op, ggn_op), True
     est = hutchinson(
@@ -262,7 +251,7 @@ def _hessian_trace_with_control_variate(
         max_matvecs=max_matvecs,
         generator=generator,
         initial=plain,
-        offset=offset,
+        known_elsewhere=known,
     )
     return _counted(est, hessian_op, ggn_op), False
 
@@ -292,7 +281,8 @@ def _reports_layer_set(function):
         result = function(ctx, **options)
         with warnings.catch_warnings():  # (the measure itself already noted what it left out)
             warnings.simplefilter("ignore")
-            names = select_layers(ctx.weights, _layers_for(_uses_pyhessian(options), options))
+            layers = _layers_for(_uses_pyhessian(options), options["layers"])
+            names = select_layers(ctx.weights, layers)
         counts = {
             "n_layers": float(len(names)),
             "n_parameters": float(sum(ctx.weights[n].numel() for n in names)),
@@ -347,7 +337,7 @@ def hessian_trace(
     pyhessian = estimator == "pyhessian"
     if pyhessian and (curvature != "hessian" or products != "auto"):
         raise OptionError("estimator=pyhessian runs PyHessian's own products of the Hessian")
-    with curvature_setup(ctx, _layers_for(pyhessian, {"layers": layers})) as setup:
+    with curvature_setup(ctx, _layers_for(pyhessian, layers)) as setup:
         if pyhessian:
             return _pyhessian_trace(setup, rtol=rtol, max_matvecs=max_matvecs, reduce=reduce)
         options = {
@@ -490,7 +480,9 @@ def hessian_eigenvalue(
     pyhessian = algorithm == "pyhessian"
     if pyhessian and (curvature != "hessian" or products != "auto"):
         raise OptionError("algorithm=pyhessian runs PyHessian's own products of the Hessian")
-    with curvature_setup(ctx, _layers_for(pyhessian, {"layers": layers})) as setup:
+    if pyhessian and stop != "value":
+        raise OptionError("algorithm=pyhessian stops by its own rule; stop applies to lanczos")
+    with curvature_setup(ctx, _layers_for(pyhessian, layers)) as setup:
         if pyhessian:
             return _pyhessian_eigenvalues(
                 setup, k=k, which=which, per_layer=per_layer, rtol=rtol, max_matvecs=max_matvecs
@@ -630,11 +622,10 @@ def _uses_pyhessian(options) -> bool:
     return options.get("estimator") == "pyhessian" or options.get("algorithm") == "pyhessian"
 
 
-def _layers_for(pyhessian: bool, options) -> LayerPattern:
+def _layers_for(pyhessian: bool, layers: LayerPattern) -> LayerPattern:
     """PyHessian's operator is the Hessian in every parameter of the model: with its
     algorithms and no ``layers`` the layers are all of them (an explicit subset is
     honoured: the adapted PyHessian differentiates the parameters it is given)."""
-    layers = options["layers"]
     if pyhessian and layers is None:
         return "all"
     return layers

@@ -118,12 +118,7 @@ def layer_curvatures(
         # (cross-entropy; any other loss is checked on every sample's Lambda).
         if curvature == "psd" and route == "auto":
             fmodel = setup.functional()
-
-            def outputs(inputs: torch.Tensor) -> torch.Tensor:
-                with torch.no_grad():
-                    return fmodel.outputs(fmodel.params, inputs)
-
-            if convex_in_outputs(ctx.loss, setup.batches, outputs):
+            if convex_in_outputs(fmodel, setup.batches):
                 structure = probe_blocks(fmodel, setup.batches, direction, seed=ctx.seed)
         affine = {name for name, block in structure.items() if block.affine}
         per_sample, products = _per_sample_forms(

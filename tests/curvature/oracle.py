@@ -45,7 +45,10 @@ def split(inputs: torch.Tensor, targets: torch.Tensor, size: int):
 class Oracle:
     """Exact Hessians of the mean loss and of each sample's loss over ``names``."""
 
-    def __init__(self, model, names: Sequence[str], inputs, targets) -> None:
+    def __init__(
+        self, model, names: Sequence[str], inputs, targets, loss=cross_entropy_per_sample
+    ) -> None:
+        self.loss = loss
         self.model, self.names = model, list(names)
         self.state = {k: v.detach() for k, v in model.state_dict().items()}
         self.like = [self.state[n] for n in self.names]
@@ -56,7 +59,7 @@ class Oracle:
     def losses(self, flat: torch.Tensor, inputs, targets) -> torch.Tensor:
         params = dict(zip(self.names, unflatten(flat, self.like), strict=True))
         outputs = functional_call(self.model, {**self.state, **params}, (inputs,))
-        return cross_entropy_per_sample(outputs, targets)
+        return self.loss(outputs, targets)
 
     def hessian(self) -> torch.Tensor:
         return hessian(lambda f: self.losses(f, self.inputs, self.targets).mean())(self.point)
@@ -70,9 +73,10 @@ class Oracle:
         inputs = self.inputs if inputs is None else inputs
         return functional_call(self.model, {**self.state, **params}, (inputs,))
 
-    def ggn(self, loss=cross_entropy_per_sample) -> torch.Tensor:
+    def ggn(self) -> torch.Tensor:
         """G = (1/m) sum_j J_j^T Lambda_j J_j, from the full Jacobian and each sample's
-        Hessian of ``loss`` in the outputs (both by torch.func)."""
+        Hessian of the loss in the outputs (both by torch.func)."""
+        loss = self.loss
         jacobian = torch.func.jacrev(self.outputs)(self.point)  # (m, K, P)
         logits = self.outputs(self.point)
         lam = torch.stack(

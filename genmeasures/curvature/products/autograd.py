@@ -35,15 +35,13 @@ class DoubleBackward(ProductMethod):
         products = []
         for index, vector in enumerate(vectors):
             keep = self.reuse or index < len(vectors) - 1
+            hv = torch.autograd.grad(
+                gradients, params, grad_outputs=vector, retain_graph=keep, allow_unused=True
+            )
+            # None for a parameter the loss does not depend on: H v is 0 there.
             products.append(
-                self.zeros_for_unused(
-                    torch.autograd.grad(
-                        gradients,
-                        params,
-                        grad_outputs=vector,
-                        retain_graph=keep,
-                        allow_unused=True,
-                    )
+                tuple(
+                    torch.zeros_like(p) if h is None else h for h, p in zip(hv, params, strict=True)
                 )
             )
         return products

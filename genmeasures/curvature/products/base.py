@@ -51,13 +51,6 @@ class ProductMethod(ABC):
 
         return loss
 
-    def zeros_for_unused(self, products: Sequence[torch.Tensor | None]) -> Vector:
-        """Autograd returns None for a parameter the loss does not depend on: H v is 0 there."""
-        return tuple(
-            torch.zeros_like(p) if h is None else h
-            for h, p in zip(products, self.fmodel.params, strict=True)
-        )
-
 
 PRODUCT_METHODS: Registry[type[ProductMethod]] = Registry("product method")
 

@@ -60,12 +60,12 @@ class FunctionalModel:
         weights: Mapping[str, torch.Tensor] | None = None,
     ) -> FunctionalModel:
         """Build from ``model``; ``weights`` (a state dict) overrides the module's own values."""
-        state = dict(model.named_parameters())
-        state.update(dict(model.named_buffers()))
+        parameters = dict(model.named_parameters())
+        state = {**parameters, **dict(model.named_buffers())}
         if weights is not None:
             device = next(iter(state.values())).device if state else torch.device("cpu")
             state.update({k: v.to(device) for k, v in weights.items() if k in state})
-        missing = [n for n in names if n not in dict(model.named_parameters())]
+        missing = [n for n in names if n not in parameters]
         if missing:
             raise MeasureError(f"{missing[0]!r} is not a parameter of the model")
         names = tuple(names)

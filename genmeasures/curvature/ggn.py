@@ -95,33 +95,45 @@ def ggn_block_traces(
 
     Tr(G_ii) = (1/m) sum_j sum_k s_jk ||J_ij^T r_jk||^2 with Lambda_j = sum_k s_jk r_jk r_jk^T
     (:func:`output_hessian_factor`); J_ij^T r_jk is the gradient in W_i of r_jk^T f(x_j).
-    Samples are taken in chunks so that at most ``_MEMORY`` bytes of gradients are held.
+    One vmapped pass gives every sample's K gradients (their squared norms per block, the
+    gradients themselves transient), in chunks of samples so that at most ``_MEMORY`` bytes
+    of gradients exist at once.
     """
     params = fmodel.params
     total = sum(len(targets) for _, targets in batches)
-    sums = [0.0] * len(params)
+    sums = torch.zeros(len(params), dtype=torch.float64)
     per_sample_bytes = sum(p.numel() for p in params) * params[0].element_size()
-    chunk = max(1, _MEMORY // max(per_sample_bytes, 1))
     spent = 0
 
     def contracted(weights, x, cotangent):
         return (fmodel.outputs(weights, x[None])[0] * cotangent).sum()
 
-    per_sample_gradient = vmap(grad(contracted), in_dims=(None, 0, 0))
+    def squared_norms(x, factor):
+        """||J_i(x)^T r_k||^2 for every block i and column k of this sample's factor: (K, n)."""
+
+        def for_column(column):
+            gradients = grad(contracted)(params, x, column)
+            # In the model's dtype: the gradients are rounded to it already (and float64
+            # copies inside vmap cost a third more time); sums over samples are float64.
+            return torch.stack([g.pow(2).sum() for g in gradients])
+
+        return vmap(for_column, in_dims=1)(factor)
+
+    per_sample = vmap(squared_norms)
     for inputs, targets in batches:
+        with torch.no_grad():
+            logits = fmodel.outputs(params, inputs[:1])
+        # The K columns of every sample's gradients are held at once, transiently.
+        chunk = max(1, _MEMORY // max(per_sample_bytes * logits.shape[1], 1))
         for start in range(0, len(inputs), chunk):
             x, y = inputs[start : start + chunk], targets[start : start + chunk]
             with torch.no_grad():
                 logits = fmodel.outputs(params, x)
             factor, signs = output_hessian_factor(fmodel.loss, logits, y)
-            for k in range(factor.shape[2]):
-                cotangent = factor[:, :, k].to(logits.dtype)
-                gradients = per_sample_gradient(params, x, cotangent)
-                for i, g in enumerate(gradients):
-                    squares = g.double().pow(2).reshape(len(x), -1).sum(dim=1)
-                    sums[i] += float((signs[:, k] * squares).sum())
+            norms = per_sample(x, factor.to(logits.dtype)).double()  # (B, K, n)
+            sums += (signs[:, :, None] * norms).sum(dim=(0, 1))
             spent += factor.shape[2] * len(x)
-    return [s / total for s in sums], spent
+    return (sums / total).tolist(), spent
 
 
 @register_curvature("ggn")

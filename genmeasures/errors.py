@@ -44,6 +44,10 @@ class RunBusyError(GenMeasuresError):
     """A run directory is being trained by another process."""
 
 
+class PluginError(GenMeasuresError):
+    """An installed plug-in (an entry point) fails to load or clashes with another."""
+
+
 def one_line(exc: BaseException | str) -> str:
     """Collapse an exception message onto one line (the exception's type if it is empty)."""
     text = " ".join((exc if isinstance(exc, str) else str(exc)).split())

@@ -43,6 +43,7 @@ def main() -> None:
       genmeasures example runs/demo               pretrain + fine-tune on the digits
       genmeasures score runs/demo --out s.csv     score checkpoints against their init
       genmeasures finetune --config ft.toml --out runs/erm
+      genmeasures config -v                       every config key: type, range, default
       genmeasures sweep --config sweep.toml       a grid of runs, scored
       genmeasures correlate runs/sweep/scores.csv which measure predicts the gap?
       genmeasures density s.csv --plot density    the Hessian's spectral density
@@ -52,6 +53,7 @@ def main() -> None:
 def _register_commands() -> None:
     from genmeasures.cli import (
         algorithms,
+        config,
         correlate,
         density,
         example,
@@ -74,6 +76,7 @@ def _register_commands() -> None:
         finetune,
         sweep,
         algorithms,
+        config,
         correlate,
         density,
     ):

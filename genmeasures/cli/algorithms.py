@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import click
 
 
 @click.command("algorithms")
-def command() -> None:
-    """List every fine-tuning algorithm with its options and defaults (config keys
-    algorithm.name and algorithm.OPTION)."""
-    from genmeasures._coerce import describe_type
+@click.option("--verbose", "-v", is_flag=True, help="Also show each option's help text.")
+def command(verbose: bool) -> None:
+    """List every fine-tuning algorithm with its options: type, range and default (config
+    keys algorithm.name and algorithm.OPTION)."""
+    from genmeasures.cli._listing import dataclass_options, option_line
     from genmeasures.finetune import ALGORITHMS, get_algorithm
 
     get_algorithm("erm")  # loads the built-ins
@@ -19,6 +18,5 @@ def command() -> None:
         cls = ALGORITHMS.get(name)
         summary = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
         click.echo(f"{click.style(name, bold=True)}  {summary}")
-        hints = __import__("typing").get_type_hints(cls.Options)
-        for f in dataclasses.fields(cls.Options):
-            click.echo(f"    --  {f.name} ({describe_type(hints[f.name])}) = {f.default!r}")
+        for option in dataclass_options(cls.Options):
+            click.echo(option_line(*option, verbose=verbose))

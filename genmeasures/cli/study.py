@@ -39,14 +39,15 @@ def command(out: Path, jobs: int, seeds: int | None, quiet: bool) -> None:
     """
     from dataclasses import replace
 
-    from analyses.study import STUDY
     from genmeasures._io import check_output_dir
     from genmeasures.errors import OptionError
-    from genmeasures.reproduce import run_study
+    from genmeasures.reproduce import DEFAULT_STUDY, run_study
 
     check_output_dir(out, "study folder", OptionError)
 
-    study = STUDY if seeds is None else replace(STUDY, seeds=STUDY.seeds[:seeds])
+    study = DEFAULT_STUDY
+    if seeds is not None:
+        study = replace(study, seeds=study.seeds[:seeds])
     result = run_study(study, out, jobs=jobs, progress=not quiet)
     click.echo(
         result.report.summary[["measure", "n", "kendall_tau", "spearman_rho"]].to_string(

@@ -27,6 +27,7 @@ import torch
 from torch.func import grad, hessian, jvp, vjp, vmap
 
 from genmeasures.curvature.functional import FunctionalModel, PerSampleLoss
+from genmeasures.curvature.gradient_norms import CoverageLost, covered_blocks, signed_norm_sums
 from genmeasures.curvature.operators import CurvatureOperator, register_curvature
 from genmeasures.losses import cross_entropy_per_sample
 
@@ -95,45 +96,84 @@ def ggn_block_traces(
 
     Tr(G_ii) = (1/m) sum_j sum_k s_jk ||J_ij^T r_jk||^2 with Lambda_j = sum_k s_jk r_jk r_jk^T
     (:func:`output_hessian_factor`); J_ij^T r_jk is the gradient in W_i of r_jk^T f(x_j).
-    One vmapped pass gives every sample's K gradients (their squared norms per block, the
-    gradients themselves transient), in chunks of samples so that at most ``_MEMORY`` bytes
-    of gradients exist at once.
+    Blocks of layers a rule of :mod:`~genmeasures.curvature.gradient_norms` covers (Linear,
+    convolutions, normalization) get these squared norms from each layer's input and output
+    gradient: one forward pass and K backward passes per chunk of samples. The other blocks
+    (raw parameters such as position embeddings, attention's packed projections) get every
+    sample's K gradients from a vmapped pass (their squared norms per block, the gradients
+    themselves transient), in chunks so that at most ``_MEMORY`` bytes exist at once.
     """
+    covered = covered_blocks(fmodel)
+    while True:
+        try:
+            return _block_traces(fmodel, batches, covered)
+        except CoverageLost as lost:  # a module ran twice (or not at all): the vmapped pass
+            covered = {i: where for i, where in covered.items() if where[0] not in lost.paths}
+
+
+def _block_traces(fmodel, batches, covered: dict[int, tuple[str, str]]):
     params = fmodel.params
     total = sum(len(targets) for _, targets in batches)
     sums = torch.zeros(len(params), dtype=torch.float64)
-    per_sample_bytes = sum(p.numel() for p in params) * params[0].element_size()
-    spent = 0
+    rest = [i for i in range(len(params)) if i not in covered]
+    by_vmap = _vmapped_squared_norms(fmodel, rest) if rest else None
+    vmap_bytes = sum(params[i].numel() * params[i].element_size() for i in rest)
+    spent, hooked_bytes = 0, None
+    for inputs, targets in batches:
+        with torch.no_grad():
+            classes = fmodel.outputs(params, inputs[:1]).shape[1]
+        start = 0
+        while start < len(inputs):
+            # The first chunk is one sample, to learn what the layer features hold per sample.
+            per_sample = max(vmap_bytes * classes, 4 * (hooked_bytes or 0))
+            chunk = 1 if covered and hooked_bytes is None else max(1, _MEMORY // max(per_sample, 1))
+            x, y = inputs[start : start + chunk], targets[start : start + chunk]
+            start += len(x)
+            with torch.no_grad():
+                logits = fmodel.outputs(params, x)
+            factor, signs = output_hessian_factor(fmodel.loss, logits, y)
+            if covered:
+                result = signed_norm_sums(fmodel, covered, x, factor, signs)
+                for index, value in result.sums.items():
+                    sums[index] += value
+                hooked_bytes = max(hooked_bytes or 0, result.feature_bytes_per_sample)
+            if by_vmap is not None:
+                norms = by_vmap(x, factor.to(logits.dtype)).double()  # (B, K, len(rest))
+                sums[rest] += (signs[:, :, None] * norms).sum(dim=(0, 1))
+            spent += factor.shape[2] * len(x)
+    return (sums / total).tolist(), spent
+
+
+def _vmapped_squared_norms(fmodel: FunctionalModel, blocks: Sequence[int]):
+    """(x, factor) -> ||J_i(x_j)^T r_jk||^2 for every sample j, column k and block i of
+    ``blocks``, shape (B, K, len(blocks)): per-sample gradients by vmap, in the model's dtype
+    (they are rounded to it already, and float64 copies inside vmap cost a third more time).
+    """
+    names = tuple(fmodel.names[i] for i in blocks)
+    others = {
+        n: p
+        for i, (n, p) in enumerate(zip(fmodel.names, fmodel.params, strict=True))
+        if i not in blocks
+    }
+    subset = FunctionalModel(
+        fmodel.model,
+        names,
+        tuple(fmodel.params[i] for i in blocks),
+        {**fmodel.fixed, **others},
+        fmodel.loss,
+    )
 
     def contracted(weights, x, cotangent):
-        return (fmodel.outputs(weights, x[None])[0] * cotangent).sum()
+        return (subset.outputs(weights, x[None])[0] * cotangent).sum()
 
     def squared_norms(x, factor):
-        """||J_i(x)^T r_k||^2 for every block i and column k of this sample's factor: (K, n)."""
-
         def for_column(column):
-            gradients = grad(contracted)(params, x, column)
-            # In the model's dtype: the gradients are rounded to it already (and float64
-            # copies inside vmap cost a third more time); sums over samples are float64.
+            gradients = grad(contracted)(subset.params, x, column)
             return torch.stack([g.pow(2).sum() for g in gradients])
 
         return vmap(for_column, in_dims=1)(factor)
 
-    per_sample = vmap(squared_norms)
-    for inputs, targets in batches:
-        with torch.no_grad():
-            logits = fmodel.outputs(params, inputs[:1])
-        # The K columns of every sample's gradients are held at once, transiently.
-        chunk = max(1, _MEMORY // max(per_sample_bytes * logits.shape[1], 1))
-        for start in range(0, len(inputs), chunk):
-            x, y = inputs[start : start + chunk], targets[start : start + chunk]
-            with torch.no_grad():
-                logits = fmodel.outputs(params, x)
-            factor, signs = output_hessian_factor(fmodel.loss, logits, y)
-            norms = per_sample(x, factor.to(logits.dtype)).double()  # (B, K, n)
-            sums += (signs[:, :, None] * norms).sum(dim=(0, 1))
-            spent += factor.shape[2] * len(x)
-    return (sums / total).tolist(), spent
+    return vmap(squared_norms)
 
 
 @register_curvature("ggn")

@@ -36,8 +36,9 @@ class TraceEstimate:
     """Tr(A) with its standard error, per-block traces, the probe samples and the cost.
 
     ``stderr`` is NaN for the exact method. ``samples`` holds each probe's estimate of the
-    whole trace (for Hutch++, of the residual part). ``converged`` is False when the matvec
-    budget ran out before the relative standard error reached the tolerance.
+    whole trace (for Hutch++, the exact part plus the probe's residual part). ``converged``
+    is False when the matvec budget ran out before the relative standard error reached the
+    tolerance.
     """
 
     value: float
@@ -65,6 +66,8 @@ def hutchinson(
     initial: Sequence[Sequence[float]] = (),
     offset: Sequence[float] = (),
     known_elsewhere: float = 0.0,
+    deflation: Deflation | None = None,
+    sunk: int = 0,
 ) -> TraceEstimate:
     """Hutchinson's estimator with Rademacher probes g: Tr(A) = E[g^T A g].
 
@@ -77,8 +80,16 @@ def hutchinson(
     (they count towards the budget, not towards ``n_matvecs``); ``offset``: a known part of
     each block's trace, added to its estimate and to each probe's ``samples`` (a control
     variate's exact trace); ``known_elsewhere``: the trace of blocks outside A, known
-    exactly: the tolerance is relative to the whole trace, A's plus this.
+    exactly: the tolerance is relative to the whole trace, A's plus this. ``deflation``:
+    Hutch++'s residual step; every probe is projected off the deflation's basis Q,
+    g' = (I - QQ^T) g, and the exact Tr(Q^T A Q) is the offset (see :func:`deflate`).
+    ``sunk``: products spent before this call (a sketch), in ``n_matvecs`` and in the
+    budget a warning names.
     """
+    if deflation is not None:
+        offset = [
+            a + b for a, b in zip(offset or [0.0] * len(op.params), deflation.exact, strict=True)
+        ]
     offset = list(offset) or [0.0] * len(op.params)
     reference = [*offset, known_elsewhere]
     per_probe: list[list[float]] = [list(row) for row in initial]
@@ -87,15 +98,55 @@ def hutchinson(
             break
         count = min(block_size, max_matvecs - len(per_probe))
         probes = [rademacher_like(op.params, generator) for _ in range(count)]
+        if deflation is not None:
+            probes = [deflation.project(probe) for probe in probes]
         for probe, product in zip(probes, op.matmat(probes), strict=True):
             per_probe.append(blockwise_dot(probe, product))
     reached = _relative_stderr(per_probe, reference)
+    method = "hutchinson" if deflation is None else "hutchpp"
     if not reached <= rtol:
-        _warn_budget("Hutchinson trace", max_matvecs, reached, rtol)
+        _warn_budget(_TITLES[method], sunk + max_matvecs, reached, rtol)
     est = _summarize(
-        per_probe, len(per_probe) - len(initial), reached <= rtol, "hutchinson", offset=offset
+        per_probe, sunk + len(per_probe) - len(initial), reached <= rtol, method, offset=offset
     )
     return replace(est, samples=tuple(math.fsum(offset) + s for s in est.samples))
+
+
+_TITLES = {"hutchinson": "Hutchinson trace", "hutchpp": "Hutch++ trace"}
+
+
+@dataclass(frozen=True)
+class Deflation:
+    """Hutch++'s exact part: an orthonormal basis Q of A S (flat, (dim, k)) and each block's
+    share of Tr(Q^T A Q), sum_k <(q_k)_i, (A q_k)_i>; ``n_matvecs``: the k products A Q."""
+
+    basis: torch.Tensor
+    exact: tuple[float, ...]
+    like: Vector
+    n_matvecs: int
+
+    def project(self, vector: Sequence[torch.Tensor]) -> Vector:
+        """(I - QQ^T) v."""
+        flat = flatten(vector)
+        return unflatten(flat - self.basis @ (self.basis.T @ flat), self.like)
+
+
+def deflate(op: Operator, sketch_products: Sequence[Sequence[torch.Tensor]]) -> Deflation:
+    """The :class:`Deflation` of ``op`` from the products A S of a sketch S (k products more).
+
+    With probes g' = (I - QQ^T) g, Tr(A_ii) = sum_k <(q_k)_i, (A q_k)_i> + E[<g'_i, (A g')_i>]
+    per block (Meyer, Musco, Musco & Woodruff, SOSA 2021): the first term is exact and takes
+    A's dominant eigendirections out of the second, whose variance is what Hutchinson pays.
+    """
+    like = op.params
+    basis = torch.stack([flatten(v) for v in sketch_products], dim=1)
+    q, _ = torch.linalg.qr(basis.double())
+    q = q.to(like[0].dtype)
+    columns = [unflatten(q[:, k], like) for k in range(q.shape[1])]
+    exact = [0.0] * len(like)
+    for column, product in zip(columns, op.matmat(columns), strict=True):
+        exact = [a + b for a, b in zip(exact, blockwise_dot(column, product), strict=True)]
+    return Deflation(q, tuple(exact), tuple(like), len(columns))
 
 
 class Difference:
@@ -130,42 +181,23 @@ def hutchpp(
 
     Tr(A) = Tr(Q^T A Q) + Tr((I - QQ^T) A (I - QQ^T)), with Q an orthonormal basis of A S for
     a Rademacher sketch S of ``sketch_size`` columns (default: a third of the budget): the
-    first term is exact, the second is estimated by Hutchinson on deflated probes, stopping on
-    the relative standard error as :func:`hutchinson`. Per-block traces use the same split:
-    Tr(A_ii) = sum_k <(q_k)_i, (A q_k)_i> + E[<(g')_i, (A g')_i>], g' = (I - QQ^T) g.
+    first term is exact (:func:`deflate`), the second is estimated by :func:`hutchinson` on
+    deflated probes, with its stopping rule. Per-block traces use the same split.
     """
     sketch_size = sketch_size or max(1, max_matvecs // 3)
     if 2 * sketch_size + min_probes > max_matvecs:
         sketch_size = max(1, (max_matvecs - min_probes) // 2)
-    like = op.params
-    sketch = [rademacher_like(like, generator) for _ in range(sketch_size)]
-    basis = torch.stack([flatten(v) for v in op.matmat(sketch)], dim=1)
-    q, _ = torch.linalg.qr(basis.double())
-    q = q.to(like[0].dtype)
-    columns = [unflatten(q[:, k], like) for k in range(q.shape[1])]
-    exact_part = [0.0] * len(like)
-    for column, product in zip(columns, op.matmat(columns), strict=True):
-        exact_part = [
-            a + b for a, b in zip(exact_part, blockwise_dot(column, product), strict=True)
-        ]
-    per_probe: list[list[float]] = []
-    budget = max_matvecs - 2 * sketch_size
-    while len(per_probe) < budget:
-        count = min(block_size, budget - len(per_probe))
-        probes = []
-        for _ in range(count):
-            g = flatten(rademacher_like(like, generator))
-            g = g - q @ (q.T @ g)
-            probes.append(unflatten(g, like))
-        for probe, product in zip(probes, op.matmat(probes), strict=True):
-            per_probe.append(blockwise_dot(probe, product))
-        if len(per_probe) >= min_probes and _relative_stderr(per_probe, exact_part) <= rtol:
-            break
-    converged = bool(per_probe) and _relative_stderr(per_probe, exact_part) <= rtol
-    if not converged:
-        _warn_budget("Hutch++ trace", max_matvecs, _relative_stderr(per_probe, exact_part), rtol)
-    return _summarize(
-        per_probe, 2 * sketch_size + len(per_probe), converged, "hutchpp", offset=exact_part
+    sketch = [rademacher_like(op.params, generator) for _ in range(sketch_size)]
+    deflation = deflate(op, op.matmat(sketch))
+    return hutchinson(
+        op,
+        rtol=rtol,
+        max_matvecs=max_matvecs - 2 * sketch_size,
+        min_probes=min_probes,
+        block_size=block_size,
+        generator=generator,
+        deflation=deflation,
+        sunk=2 * sketch_size,
     )
 
 

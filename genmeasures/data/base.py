@@ -5,15 +5,45 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from genmeasures._coerce import option_error
+from genmeasures.constraints import Positive
 from genmeasures.errors import DataError, OptionError, one_line
 
-__all__ = ["LabeledDataset", "RelabeledDataset", "SubsetDataset", "TensorDataset"]
+__all__ = [
+    "ChannelStd",
+    "ChannelValues",
+    "LabeledDataset",
+    "RelabeledDataset",
+    "SubsetDataset",
+    "TensorDataset",
+    "per_channel",
+]
+
+#: A per-channel normalization option: one number for every channel, or one per channel.
+ChannelValues = float | list[float] | None
+#: The same, every number > 0 (a standard deviation).
+ChannelStd = Annotated[float | list[float] | None, Positive()]
+
+
+def per_channel(
+    values: float | Sequence[float] | None, channels: int, *, where: str, name: str
+) -> list[float] | None:
+    """A checked per-channel option (see :data:`ChannelValues`) as ``channels`` floats; a
+    single number is broadcast and ``None`` stays ``None``. Only the count is checked here:
+    the type and range were checked with the builder's arguments."""
+    if values is None:
+        return None
+    numbers = [values] * channels if isinstance(values, int | float) else list(values)
+    if len(numbers) != channels:
+        requirement = f"must be a number or a list of {channels} numbers"
+        raise option_error(where, name, requirement, values)
+    return [float(v) for v in numbers]
 
 
 class LabeledDataset(Dataset, ABC):

@@ -11,19 +11,21 @@ import io
 import os
 import pickle
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
 
-from genmeasures.data import _options
-from genmeasures.data.base import TensorDataset
+from genmeasures._coerce import option_error
+from genmeasures.constraints import Strict
+from genmeasures.data.base import ChannelStd, ChannelValues, TensorDataset, per_channel
 from genmeasures.data.loading import register_dataset
-from genmeasures.errors import DataError, OptionError, one_line
+from genmeasures.errors import DataError, one_line
 
 __all__ = ["SafeUnpickler", "cifar", "read_cifar_batch"]
 
 _NAME = "cifar"
+_WHERE = f"dataset {_NAME!r}"
 CIFAR10_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR10_TEST = "test_batch"
 
@@ -115,10 +117,10 @@ def _batch_arrays(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]
 @register_dataset(_NAME)
 def cifar(
     path: str,
-    split: str = "train",
-    label_type: str = "fine",
-    mean: list[float] | None = None,
-    std: list[float] | None = None,
+    split: Annotated[Literal["train", "test"], Strict()] = "train",
+    label_type: Annotated[Literal["fine", "coarse"], Strict()] = "fine",
+    mean: ChannelValues = None,
+    std: ChannelStd = None,
 ) -> TensorDataset:
     """A CIFAR-10 or CIFAR-100 "python version" folder, as ``(N, 3, 32, 32)`` float32.
 
@@ -132,16 +134,13 @@ def cifar(
     root = Path(path)
     if not root.exists():
         raise DataError(f"no such file or directory: {path}")
-    split = _options.choice(_NAME, "split", split, ("train", "test"))
-    label_type = _options.choice(_NAME, "label_type", label_type, ("fine", "coarse"))
-    mean_values = _options.channel_values(_NAME, "mean", mean, 3)
-    std_values = _options.channel_values(_NAME, "std", std, 3, positive=True)
+    mean_values = per_channel(mean, 3, where=_WHERE, name="mean")
+    std_values = per_channel(std, 3, where=_WHERE, name="std")
 
     if (root / "data_batch_1").is_file() or (root / CIFAR10_TEST).is_file():
         if label_type != "fine":
-            raise OptionError(
-                f"invalid option label_type={label_type!r} for dataset '{_NAME}': "
-                f"{path} is a CIFAR-10 folder, which has no coarse labels"
+            raise option_error(
+                _WHERE, "label_type", f"must be 'fine': {path} is a CIFAR-10 folder", label_type
             )
         files = CIFAR10_TRAIN if split == "train" else (CIFAR10_TEST,)
         label_key, num_classes = b"labels", 10

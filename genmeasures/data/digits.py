@@ -16,18 +16,27 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from typing import Annotated, Literal, get_args
 
 import numpy as np
 
-from genmeasures.data import _options
+from genmeasures._coerce import checked_arguments, option_error
+from genmeasures.constraints import AtLeast, Interval, NonNegative, Strict
 from genmeasures.data.base import TensorDataset
 from genmeasures.data.loading import register_dataset
-from genmeasures.errors import OptionError
 
 __all__ = ["DIGIT_SPLITS", "digits", "digits_source", "digits_split_indices", "digits_target"]
 
-DIGIT_SPLITS = ("train", "val", "test", "all")
+#: One digit 0-9 (exactly an int: 5.0 is not a digit).
+Digit = Annotated[int, Strict(), Interval(0, 9)]
+#: The digits to keep: one digit, a list of distinct digits, or None for all ten.
+Classes = Digit | list[Digit] | None
+Split = Annotated[Literal["train", "val", "test", "all"], Strict()]
+Fraction = Annotated[float, Interval(0, 1, closed="left")]
+SplitSeed = Annotated[int, NonNegative()]
+PerClass = Annotated[int, AtLeast(1)] | None
+
+DIGIT_SPLITS = get_args(get_args(Split)[0])
 SOURCE_CLASSES = (0, 1, 2, 3, 4)
 TARGET_CLASSES = (5, 6, 7, 8, 9)
 
@@ -44,35 +53,28 @@ def _load_digits() -> tuple[np.ndarray, np.ndarray]:
     return data, target
 
 
-def _check_classes(name: str, classes: Sequence[int] | None) -> list[int]:
+def _class_list(name: str, classes: int | list[int] | tuple[int, ...] | None) -> list[int]:
+    """The checked ``classes`` option (see :data:`Classes`) as a list; the digits themselves
+    were checked with the builder's arguments, here only that the list is non-empty and has
+    no digit twice."""
     if classes is None:
         return list(range(10))
-    if isinstance(classes, int) and not isinstance(classes, bool):
-        classes = [classes]
-    if not isinstance(classes, (list, tuple)) or not classes:
-        raise OptionError(
-            f"invalid option classes={classes!r} for dataset '{name}': "
-            "expected a non-empty list of digits 0-9"
-        )
-    for c in classes:
-        if isinstance(c, bool) or not isinstance(c, int) or not 0 <= c <= 9:
-            raise OptionError(
-                f"invalid option classes={classes!r} for dataset '{name}': {c!r} is not a digit 0-9"
-            )
-    if len(set(classes)) != len(classes):
-        raise OptionError(
-            f"invalid option classes={classes!r} for dataset '{name}': repeated digit"
-        )
-    return list(classes)
+    chosen = [classes] if isinstance(classes, int) else list(classes)
+    if not chosen:
+        raise option_error(f"dataset {name!r}", "classes", "must list at least one digit", classes)
+    if len(set(chosen)) != len(chosen):
+        raise option_error(f"dataset {name!r}", "classes", "must not repeat a digit", classes)
+    return chosen
 
 
+@checked_arguments("dataset 'digits'")
 def digits_split_indices(
-    classes: Sequence[int] | None = None,
-    split: str = "train",
-    val_fraction: float = 0.1,
-    test_fraction: float = 0.3,
-    split_seed: int = 0,
-    n_per_class: int | None = None,
+    classes: Classes = None,
+    split: Split = "train",
+    val_fraction: Fraction = 0.1,
+    test_fraction: Fraction = 0.3,
+    split_seed: SplitSeed = 0,
+    n_per_class: PerClass = None,
     *,
     name: str = "digits",
 ) -> np.ndarray:
@@ -83,18 +85,15 @@ def digits_split_indices(
     the rest to train (capped at its first ``n_per_class`` when given; the cap applies to the
     train split only). The split of a digit does not depend on which other digits are kept.
     """
-    keep = _check_classes(name, classes)
-    split = _options.choice(name, "split", split, DIGIT_SPLITS)
-    val_fraction = _options.number(name, "val_fraction", val_fraction, 0.0, 1.0, False)
-    test_fraction = _options.number(name, "test_fraction", test_fraction, 0.0, 1.0, False)
+    keep = _class_list(name, classes)
     if val_fraction + test_fraction >= 1.0:
-        raise OptionError(
-            f"invalid options val_fraction={val_fraction!r}, test_fraction={test_fraction!r} "
-            f"for dataset '{name}': their sum must be < 1"
+        raise option_error(
+            f"dataset {name!r}",
+            "val_fraction + test_fraction",
+            "must be < 1",
+            (val_fraction, test_fraction),
+            shown=f"{val_fraction!r} + {test_fraction!r}",
         )
-    split_seed = _options.integer(name, "split_seed", split_seed, 0)
-    if n_per_class is not None:
-        n_per_class = _options.integer(name, "n_per_class", n_per_class, 1)
     _, target = _load_digits()
     chosen = []
     for digit in keep:
@@ -119,14 +118,14 @@ def digits_split_indices(
 
 def _build(
     name: str,
-    classes: Sequence[int] | None,
+    classes: int | list[int] | tuple[int, ...] | None,
     split: str,
     val_fraction: float,
     test_fraction: float,
     split_seed: int,
     n_per_class: int | None,
 ) -> TensorDataset:
-    keep = _check_classes(name, classes)
+    keep = _class_list(name, classes)
     indices = digits_split_indices(
         keep, split, val_fraction, test_fraction, split_seed, n_per_class, name=name
     )
@@ -139,12 +138,12 @@ def _build(
 
 @register_dataset("digits")
 def digits(
-    classes: Sequence[int] | None = None,
-    split: str = "train",
-    val_fraction: float = 0.1,
-    test_fraction: float = 0.3,
-    split_seed: int = 0,
-    n_per_class: int | None = None,
+    classes: Classes = None,
+    split: Split = "train",
+    val_fraction: Fraction = 0.1,
+    test_fraction: Fraction = 0.3,
+    split_seed: SplitSeed = 0,
+    n_per_class: PerClass = None,
 ) -> TensorDataset:
     """scikit-learn's 1797 8x8 digit images as ``(N, 1, 8, 8)`` float32 in ``[0, 1]``.
 
@@ -162,11 +161,11 @@ def digits(
 
 @register_dataset("digits-source")
 def digits_source(
-    split: str = "train",
-    val_fraction: float = 0.1,
-    test_fraction: float = 0.3,
-    split_seed: int = 0,
-    n_per_class: int | None = None,
+    split: Split = "train",
+    val_fraction: Fraction = 0.1,
+    test_fraction: Fraction = 0.3,
+    split_seed: SplitSeed = 0,
+    n_per_class: PerClass = None,
 ) -> TensorDataset:
     """The source task of the digits transfer experiment: digits 0-4 (labels 0-4).
 
@@ -185,11 +184,11 @@ def digits_source(
 
 @register_dataset("digits-target")
 def digits_target(
-    split: str = "train",
-    val_fraction: float = 0.1,
-    test_fraction: float = 0.3,
-    split_seed: int = 0,
-    n_per_class: int | None = None,
+    split: Split = "train",
+    val_fraction: Fraction = 0.1,
+    test_fraction: Fraction = 0.3,
+    split_seed: SplitSeed = 0,
+    n_per_class: PerClass = None,
 ) -> TensorDataset:
     """The target task of the digits transfer experiment: digits 5-9 re-indexed to 0-4.
 

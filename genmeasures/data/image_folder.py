@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import Annotated, Literal
 
 import numpy as np
 import torch
 
-from genmeasures.data import _options
-from genmeasures.data.base import LabeledDataset
+from genmeasures.constraints import AtLeast, Strict
+from genmeasures.data.base import ChannelStd, ChannelValues, LabeledDataset, per_channel
 from genmeasures.data.loading import register_dataset
 from genmeasures.errors import DataError, one_line
 
@@ -161,11 +162,11 @@ class ImageFolderDataset(LabeledDataset):
 @register_dataset(_NAME)
 def image_folder(
     path: str,
-    split: str = "train",
-    image_size: int = 224,
+    split: Annotated[Literal["train", "val", "test", "all"], Strict()] = "train",
+    image_size: Annotated[int, AtLeast(1)] = 224,
     grayscale: bool = False,
-    mean: list[float] | None = None,
-    std: list[float] | None = None,
+    mean: ChannelValues = None,
+    std: ChannelStd = None,
 ) -> ImageFolderDataset:
     """A directory of class subfolders of images (.png .jpg .jpeg .bmp .gif .webp).
 
@@ -183,15 +184,12 @@ def image_folder(
         raise DataError(f"no such file or directory: {path}")
     if not root.is_dir():
         raise DataError(f"image folder {path} is not a directory")
-    split = _options.choice(_NAME, "split", split, ("train", "val", "test", "all"))
-    image_size = _options.integer(_NAME, "image_size", image_size, 1)
-    grayscale = _options.boolean(_NAME, "grayscale", grayscale)
     channels = 1 if grayscale else 3
     if not grayscale:
         mean = IMAGENET_MEAN if mean is None else mean
         std = IMAGENET_STD if std is None else std
-    mean_values = _options.channel_values(_NAME, "mean", mean, channels)
-    std_values = _options.channel_values(_NAME, "std", std, channels, positive=True)
+    mean_values = per_channel(mean, channels, where=f"dataset {_NAME!r}", name="mean")
+    std_values = per_channel(std, channels, where=f"dataset {_NAME!r}", name="std")
 
     folder, split_folders = _split_folder(root, split)
     class_names = sorted({d.name for s in split_folders for d in _visible_dirs(s)})

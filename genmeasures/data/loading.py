@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from genmeasures._coerce import checked_arguments
 from genmeasures._registry import Registry
 from genmeasures._specs import parse_spec
 from genmeasures.data.base import LabeledDataset
@@ -28,11 +29,18 @@ _ALWAYS_IN_SPEC = ("path", "split")
 def register_dataset(name: str) -> Callable[[DatasetBuilder], DatasetBuilder]:
     """Register ``fn(**options) -> LabeledDataset`` under ``name`` (a decorator).
 
-    The builder's keyword parameters are the dataset's options: :func:`load_dataset` rejects
+    The builder's keyword parameters are the dataset's options, declared once in their
+    annotations (type, range from :mod:`genmeasures.constraints`, choices as ``Literal``):
+    every call, through :func:`load_dataset` or directly, checks the given values against
+    them first (``dataset 'NAME': n must be >= 1, got 0``), and :func:`load_dataset` rejects
     any other option with an :class:`OptionError` listing them. :func:`load_dataset` also sets
     the dataset's canonical ``spec`` and validates it, so builders need not.
     """
-    return DATASETS.decorator(name)
+
+    def register(builder: DatasetBuilder) -> DatasetBuilder:
+        return DATASETS.add(name, _checked(name, builder))
+
+    return register
 
 
 def load_dataset(spec: str | os.PathLike[str], **options: Any) -> LabeledDataset:
@@ -62,7 +70,7 @@ def load_dataset(spec: str | os.PathLike[str], **options: Any) -> LabeledDataset
 
 def build_dataset(name: str, options: Mapping[str, Any]) -> LabeledDataset:
     """Call the builder registered as ``name`` with checked ``options``; validate the result."""
-    builder = DATASETS.get(name)
+    builder = _checked(name, DATASETS.get(name))
     options = dict(options)
     if "path" in options and options["path"] is not None:
         options["path"] = _normalize_path(options["path"])
@@ -131,6 +139,17 @@ def _same(a: Any, b: Any) -> bool:
         return bool(a == b)
     except Exception:  # e.g. comparing arrays
         return False
+
+
+def _checked(name: str, builder: DatasetBuilder) -> DatasetBuilder:
+    """``builder`` wrapped to check its arguments against its annotations (once only)."""
+    if getattr(builder, "__checked_arguments__", False) or not callable(builder):
+        return builder
+    try:
+        inspect.signature(builder)
+    except (TypeError, ValueError):
+        return builder
+    return checked_arguments(f"dataset {name!r}")(builder)
 
 
 def _check_options(name: str, builder: DatasetBuilder, options: Mapping[str, Any]) -> dict:

@@ -32,14 +32,15 @@ labels' device.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
 
+from genmeasures._coerce import check_option
+from genmeasures.constraints import AtLeast, Interval, Strict
 from genmeasures.data.base import as_label_tensor, check_labels
 from genmeasures.errors import DataError, OptionError
 
@@ -60,40 +61,35 @@ _RATE_KINDS = ("none", "symmetric", "symmetric_all", "pair")
 #: Tolerance on the row sums of a given transition matrix.
 ROW_SUM_TOLERANCE = 1e-6
 
+# The arguments of the noise models, declared once; checked by the one coercion layer with
+# messages "label noise: rate must be in [0, 1), got 1.2".
+NoiseKindName = Literal[NOISE_KINDS]
+RateKindName = Literal[_RATE_KINDS]
+NoiseRate = Annotated[float, Interval(0, 1, closed="left")]
+ClassCount = Annotated[int, Strict(), AtLeast(1)]
+NoiseSeed = Annotated[int, Strict(), Interval(0, 2**64, closed="left")]
+_WHERE = "label noise"
+
 
 # ----------------------------------------------------------------------------- validation
 
 
-def _kind(kind: Any, valid: Sequence[str] = NOISE_KINDS) -> str:
-    name = kind.strip().lower().replace("-", "_") if isinstance(kind, str) else None
-    if name not in valid:
-        raise OptionError(f"unknown noise kind {kind!r}; valid kinds: {', '.join(valid)}")
-    return name
+def _kind(kind: Any, choices: Any = NoiseKindName) -> str:
+    """The kind, spelled with ``_`` (``symmetric-all`` is accepted), checked against choices."""
+    name = kind.strip().replace("-", "_") if isinstance(kind, str) else kind
+    return check_option(name, choices, where=_WHERE, name="kind")
 
 
 def _rate(rate: Any) -> float:
-    if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)):
-        raise OptionError(f"noise rate must be a number in [0, 1), got {rate!r}")
-    value = float(rate)
-    if not math.isfinite(value) or value < 0 or value >= 1:
-        raise OptionError(f"noise rate must be in [0, 1), got {rate!r}")
-    return value
+    return check_option(rate, NoiseRate, where=_WHERE, name="rate")
 
 
 def _num_classes(num_classes: Any) -> int:
-    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
-        raise OptionError(f"num_classes must be an integer >= 1, got {num_classes!r}")
-    if num_classes < 1:
-        raise OptionError(f"num_classes must be an integer >= 1, got {num_classes!r}")
-    return int(num_classes)
+    return check_option(num_classes, ClassCount, where=_WHERE, name="num_classes")
 
 
 def _seed(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise OptionError(f"noise seed must be an integer in [0, 2**64), got {seed!r}")
-    if not 0 <= seed < 2**64:
-        raise OptionError(f"noise seed must be an integer in [0, 2**64), got {seed!r}")
-    return int(seed)
+    return check_option(seed, NoiseSeed, where=_WHERE, name="seed")
 
 
 def _pairs(pairs: Any, num_classes: int) -> tuple[int, ...]:
@@ -187,7 +183,7 @@ def transition_matrix(
     with fewer than 2 classes, or invalid ``pairs`` (given for a kind other than ``pair``, of
     the wrong length, out of range, or mapping a class to itself).
     """
-    kind = _kind(kind, _RATE_KINDS)
+    kind = _kind(kind, RateKindName)
     rate = _rate(rate)
     k = _num_classes(num_classes)
     if pairs is not None and kind != "pair":

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Literal, get_args
 
 import numpy as np
 
-from genmeasures.data import _options
+from genmeasures.constraints import Strict
 from genmeasures.data.base import TensorDataset
 from genmeasures.data.loading import register_dataset
 from genmeasures.errors import DataError, one_line
@@ -16,7 +17,8 @@ __all__ = ["npz"]
 _NAME = "npz"
 INPUT_KEYS = ("x", "inputs")
 LABEL_KEYS = ("y", "targets", "labels")
-SPLITS = ("train", "val", "test")
+Split = Annotated[Literal["train", "val", "test"], Strict()]
+SPLITS = get_args(get_args(Split)[0])
 
 
 def _get(arrays: dict[str, np.ndarray], keys: tuple[str, ...], suffix: str = "") -> str | None:
@@ -53,7 +55,7 @@ def _read(file: Path) -> dict[str, np.ndarray]:
 
 
 @register_dataset(_NAME)
-def npz(path: str, split: str = "train") -> TensorDataset:
+def npz(path: str, split: Split = "train") -> TensorDataset:
     """A ``.npz`` file (read with ``allow_pickle=False``) of inputs and integer labels.
 
     Layouts: arrays ``x`` (or ``inputs``) of shape ``(N, ...)`` and ``y`` (or ``targets`` /
@@ -65,7 +67,6 @@ def npz(path: str, split: str = "train") -> TensorDataset:
     file = Path(path)
     if not file.exists():
         raise DataError(f"no such file or directory: {path}")
-    split = _options.choice(_NAME, "split", split, SPLITS)
     arrays = _read(file)
 
     x_key, y_key = _get(arrays, INPUT_KEYS), _get(arrays, LABEL_KEYS)

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from numbers import Integral
+from typing import Annotated
 
 import torch
 from torch.utils.data import DataLoader
 
+from genmeasures._coerce import check_option
+from genmeasures.constraints import Positive, Strict
 from genmeasures.data.base import LabeledDataset
-from genmeasures.errors import OptionError
 
 __all__ = ["evaluation_sample", "make_loader", "sample_indices"]
+
+#: How many samples to evaluate on (None: all); exactly an int, not 2.0.
+SampleCount = Annotated[int, Strict(), Positive()] | None
+Seed = Annotated[int, Strict()]
+BatchSize = Annotated[int, Strict(), Positive()]
 
 
 def sample_indices(size: int, n_samples: int | None, seed: int) -> torch.Tensor | None:
@@ -19,12 +25,10 @@ def sample_indices(size: int, n_samples: int | None, seed: int) -> torch.Tensor 
     Raises:
         OptionError: ``n_samples`` is not a positive integer or ``seed`` not an integer.
     """
+    n_samples = check_option(n_samples, SampleCount, where="evaluation sample", name="n_samples")
     if n_samples is None:
         return None
-    if isinstance(n_samples, bool) or not isinstance(n_samples, Integral) or n_samples <= 0:
-        raise OptionError(f"n_samples must be a positive integer or None, got {n_samples!r}")
-    if isinstance(seed, bool) or not isinstance(seed, Integral):
-        raise OptionError(f"seed must be an integer, got {seed!r}")
+    seed = check_option(seed, Seed, where="evaluation sample", name="seed")
     if n_samples >= size:
         return None
     generator = torch.Generator().manual_seed(int(seed))
@@ -46,6 +50,5 @@ def evaluation_sample(dataset: LabeledDataset, n_samples: int | None, seed: int)
 
 def make_loader(dataset: LabeledDataset, batch_size: int = 256) -> DataLoader:
     """A loader over ``dataset`` in order: no shuffling, no worker processes, last batch kept."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, Integral) or batch_size <= 0:
-        raise OptionError(f"batch_size must be a positive integer, got {batch_size!r}")
+    batch_size = check_option(batch_size, BatchSize, where="data loader", name="batch_size")
     return DataLoader(dataset, batch_size=int(batch_size), shuffle=False, num_workers=0)

@@ -8,10 +8,11 @@ task (``shift=0``) is the same teacher with its weights perturbed (``shift > 0``
 from __future__ import annotations
 
 import hashlib
+from typing import Annotated, Literal
 
 import torch
 
-from genmeasures.data import _options
+from genmeasures.constraints import AtLeast, Interval, NonNegative, Strict
 from genmeasures.data.base import TensorDataset
 from genmeasures.data.loading import register_dataset
 
@@ -74,15 +75,15 @@ def _teacher_labels(x: torch.Tensor, weights: list[torch.Tensor]) -> torch.Tenso
 
 @register_dataset(_NAME)
 def teacher_student(
-    n: int = 1000,
-    d: int = 32,
-    num_classes: int = 4,
-    hidden: int = 16,
+    n: Annotated[int, AtLeast(1)] = 1000,
+    d: Annotated[int, AtLeast(1)] = 32,
+    num_classes: Annotated[int, AtLeast(2)] = 4,
+    hidden: Annotated[int, AtLeast(1)] = 16,
     teacher_seed: int = 0,
     data_seed: int = 0,
-    split: str = "train",
-    shift: float = 0.0,
-    label_noise: float = 0.0,
+    split: Annotated[Literal["train", "test"], Strict()] = "train",
+    shift: Annotated[float, NonNegative()] = 0.0,
+    label_noise: Annotated[float, Interval(0, 1)] = 0.0,
 ) -> TensorDataset:
     """``n`` inputs ``x ~ N(0, I_d)`` (shape ``(n, d)``) labelled by a random tanh teacher.
 
@@ -100,16 +101,6 @@ def teacher_student(
         label_noise: fraction of samples whose label is replaced by a uniformly random one
             (default 0: no label noise).
     """
-    n = _options.integer(_NAME, "n", n, 1)
-    d = _options.integer(_NAME, "d", d, 1)
-    num_classes = _options.integer(_NAME, "num_classes", num_classes, 2)
-    hidden = _options.integer(_NAME, "hidden", hidden, 1)
-    teacher_seed = _options.integer(_NAME, "teacher_seed", teacher_seed)
-    data_seed = _options.integer(_NAME, "data_seed", data_seed)
-    split = _options.choice(_NAME, "split", split, ("train", "test"))
-    shift = _options.number(_NAME, "shift", shift, 0.0)
-    label_noise = _options.number(_NAME, "label_noise", label_noise, 0.0, 1.0)
-
     weights = teacher_network(d, hidden, num_classes, teacher_seed, shift)
     g = _generator(derived_seed(_NAME, "data", data_seed, split))
     x = torch.randn(n, d, generator=g, dtype=torch.float64)

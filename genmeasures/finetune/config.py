@@ -1,7 +1,10 @@
 """Fine-tuning configuration: TOML or YAML files, ``key=value`` overrides, strict validation.
 
-A config has four sections. Every key is checked: an unknown key, a value of the wrong type, a
-negative rate or a noise rate >= 1 is an error whose one-line message names the dotted key::
+A config has four sections. Every key is declared once, as an annotated dataclass field (type,
+range from :mod:`genmeasures.constraints`, help text), and checked by the one coercion layer
+(:mod:`genmeasures._coerce`): an unknown key, a value of the wrong type or out of range is an
+error whose one-line message names the dotted key (``config: train.lr must be >= 0, got -1``).
+``genmeasures config -v`` lists every key with its type, range, default and help::
 
     [model]                       # the network and where its pretrained weights come from
     name = "cnn"
@@ -31,78 +34,87 @@ import dataclasses
 import json
 import os
 import tomllib
-import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from genmeasures._coerce import TypeMismatch, coerce, describe_mismatch
+from genmeasures._coerce import CheckedFields, check_option, type_hints
 from genmeasures._io import read_small_text
 from genmeasures._specs import parse_value
+from genmeasures.constraints import Interval, NonNegative, Positive
 from genmeasures.errors import OptionError
 
 
 @dataclass(frozen=True)
-class ModelConfig:
-    name: str = "cnn"
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    pretrained: str = ""
-    seed: int = 0  # seed of the new head's initialization
+class ModelConfig(CheckedFields):
+    """``[model]``: the network and where its pretrained weights come from."""
+
+    option_prefix: ClassVar[str] = "model."
+
+    name: Annotated[str, "architecture (a registered model name or module:function)"] = "cnn"
+    kwargs: Annotated[dict[str, Any], "keyword arguments of the model factory"] = field(
+        default_factory=dict
+    )
+    pretrained: Annotated[str, "pretrained weights file; '' = train from the random init"] = ""
+    seed: Annotated[int, "seed of the new head's initialization"] = 0
 
 
 NoiseKind = Literal["none", "symmetric", "symmetric_all", "pair"]
 
 
 @dataclass(frozen=True)
-class DataConfig:
-    train: str = "digits-target:split=train"
-    val: str = ""
-    test: str = "digits-target:split=test"
-    noise: NoiseKind = "none"
-    noise_rate: float = 0.0
-    noise_seed: int = 0
-    train_size: int = 0  # use a seeded random subset of this many training samples (0 = all)
-    subset_seed: int = 0
-    batch_size_eval: int = 512
-    workers: int = 0
+class DataConfig(CheckedFields):
+    """``[data]``: the dataset specs and the training labels' noise."""
 
-    def __post_init__(self) -> None:
-        if not 0 <= self.noise_rate < 1:
-            raise OptionError(f"data.noise_rate must be in [0, 1), got {self.noise_rate}")
-        _positive("data.batch_size_eval", self.batch_size_eval)
-        _non_negative("data.train_size", self.train_size)
-        _non_negative("data.workers", self.workers)
+    option_prefix: ClassVar[str] = "data."
+
+    train: Annotated[str, "training dataset spec"] = "digits-target:split=train"
+    val: Annotated[str, "validation dataset spec; '' = no validation split"] = ""
+    test: Annotated[str, "test dataset spec"] = "digits-target:split=test"
+    noise: Annotated[NoiseKind, "label noise on the training labels"] = "none"
+    noise_rate: Annotated[float, Interval(0, 1, closed="left"), "label noise rate"] = 0.0
+    noise_seed: Annotated[int, "seed of the label noise draw"] = 0
+    train_size: Annotated[
+        int, NonNegative(), "a seeded random subset of this many training samples (0 = all)"
+    ] = 0
+    subset_seed: Annotated[int, "seed of that subset"] = 0
+    batch_size_eval: Annotated[int, Positive(), "batch size of evaluation passes"] = 512
+    workers: Annotated[int, NonNegative(), "data loader worker processes"] = 0
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 10
-    batch_size: int = 32
-    optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    schedule: Literal["constant", "step", "cosine"] = "constant"
-    step_size: int = 10
-    step_gamma: float = 0.1
-    seed: int = 0
-    save_every: int = 1
-    early_stopping: int = 0  # patience in epochs on validation accuracy; 0 = off
-    freeze: int = 0  # freeze the first m blocks
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    amp: bool = False  # mixed precision (CUDA only)
-    # torch CPU threads of this run (0 = torch's default). Pinned so that a run's numbers do
-    # not depend on whether it ran alone or beside others (--jobs).
-    threads: int = 1
+class TrainConfig(CheckedFields):
+    """``[train]``: the optimizer, its schedule and the run's bookkeeping."""
 
-    def __post_init__(self) -> None:
-        for key in ("epochs", "batch_size", "save_every", "step_size"):
-            _positive(f"train.{key}", getattr(self, key))
-        for key in ("lr", "momentum", "weight_decay", "step_gamma"):
-            _non_negative(f"train.{key}", getattr(self, key))
-        for key in ("early_stopping", "freeze", "threads"):
-            _non_negative(f"train.{key}", getattr(self, key))
+    option_prefix: ClassVar[str] = "train."
+
+    epochs: Annotated[int, Positive(), "training epochs"] = 10
+    batch_size: Annotated[int, Positive(), "training batch size"] = 32
+    optimizer: Annotated[Literal["sgd", "adam", "adamw"], "the optimizer"] = "sgd"
+    lr: Annotated[float, NonNegative(), "learning rate"] = 0.01
+    momentum: Annotated[float, NonNegative(), "SGD momentum"] = 0.9
+    weight_decay: Annotated[float, NonNegative(), "the optimizer's weight decay"] = 0.0
+    schedule: Annotated[Literal["constant", "step", "cosine"], "learning-rate schedule"] = (
+        "constant"
+    )
+    step_size: Annotated[int, Positive(), "epochs between steps of schedule=step"] = 10
+    step_gamma: Annotated[float, NonNegative(), "lr factor at each step of schedule=step"] = 0.1
+    seed: Annotated[int, "seed of the run's randomness"] = 0
+    save_every: Annotated[int, Positive(), "save a checkpoint every this many epochs"] = 1
+    early_stopping: Annotated[
+        int, NonNegative(), "patience in epochs on validation accuracy; 0 = off"
+    ] = 0
+    freeze: Annotated[int, NonNegative(), "freeze the first m blocks"] = 0
+    device: Annotated[Literal["auto", "cpu", "cuda"], "where to train (auto: CUDA if present)"] = (
+        "auto"
+    )
+    amp: Annotated[bool, "mixed precision (CUDA only)"] = False
+    # Pinned so that a run's numbers do not depend on whether it ran alone or beside others
+    # (--jobs).
+    threads: Annotated[
+        int, NonNegative(), "torch CPU threads of this run (0 = torch's default)"
+    ] = 1
 
 
 @dataclass(frozen=True)
@@ -121,6 +133,9 @@ class FinetuneConfig:
     def algorithm_name(self) -> str:
         return str(self.algorithm.get("name", "erm"))
 
+
+#: The ``<where>`` of every config message: ``config: train.lr must be >= 0, got -1``.
+CONFIG = "config"
 
 SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
 
@@ -191,11 +206,11 @@ def config_from_mapping(raw: Mapping[str, Any]) -> FinetuneConfig:
 
 
 def build_section(cls: type, values: Mapping[str, Any], prefix: str) -> Any:
-    """Instantiate dataclass ``cls`` from ``values``, checking keys and types."""
+    """Instantiate dataclass ``cls`` from ``values``, checking keys, types and ranges."""
     if not isinstance(values, Mapping):
         raise OptionError(f"config section {prefix!r} must be a mapping")
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
+    hints = type_hints(cls)
     kwargs = {}
     for key, value in values.items():
         if key not in fields:
@@ -206,17 +221,5 @@ def build_section(cls: type, values: Mapping[str, Any], prefix: str) -> Any:
 
 
 def coerce_key(value: Any, annotation: Any, key: str) -> Any:
-    try:
-        return coerce(value, annotation)
-    except TypeMismatch:
-        raise OptionError(f"{key} {describe_mismatch(value, annotation)}") from None
-
-
-def _positive(key: str, value: float) -> None:
-    if not value > 0:
-        raise OptionError(f"{key} must be positive, got {value}")
-
-
-def _non_negative(key: str, value: float) -> None:
-    if value < 0:
-        raise OptionError(f"{key} must not be negative, got {value}")
+    """``value`` of the dotted config ``key`` checked against ``annotation`` (one wording)."""
+    return check_option(value, annotation, where=CONFIG, name=key)

@@ -25,6 +25,7 @@ from typing import Annotated
 import pandas as pd
 import torch
 
+from genmeasures.constraints import Positive
 from genmeasures.curvature.lanczos import lanczos_nodes
 from genmeasures.curvature.operators import make_operator
 from genmeasures.curvature.vectors import flatten, rademacher_like, unflatten
@@ -36,7 +37,6 @@ from genmeasures.measures.hessian import (
     CURVATURE_NEEDS,
     CurvatureOption,
     ProductsOption,
-    _check_positive,
 )
 from genmeasures.measures.registry import register_measure
 from genmeasures.measures.results import MeasureResult
@@ -57,15 +57,14 @@ def hessian_density(
     ctx: MeasureContext,
     *,
     curvature: CurvatureOption = "hessian",
-    runs: Annotated[int, "independent start vectors (PyHessian's n_v)"] = 1,
-    steps: Annotated[int, "Lanczos steps per run (PyHessian's iter)"] = 100,
+    runs: Annotated[int, Positive(), "independent start vectors (PyHessian's n_v)"] = 1,
+    steps: Annotated[int, Positive(), "Lanczos steps per run (PyHessian's iter)"] = 100,
     products: ProductsOption = "auto",
     layers: LayersOption = None,
 ) -> MeasureResult:
     """Negative-mass fraction of the SLQ spectral density (module docstring), stderr over
     runs (NaN for one run); extras ``node_min``/``node_max`` (the extreme Ritz values, close
     to the extreme eigenvalues) and every node and weight."""
-    _check_positive(runs=runs, steps=steps)
     with curvature_setup(ctx, layers) as setup:
         op = make_operator(
             curvature,

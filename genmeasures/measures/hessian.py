@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 
 import torch
 
+from genmeasures.constraints import NonNegative, Positive
 from genmeasures.curvature.ggn import GGNOperator, ggn_block_traces
 from genmeasures.curvature.lanczos import lanczos_eigenvalues
 from genmeasures.curvature.operators import (
@@ -29,6 +30,7 @@ from genmeasures.curvature.structure import probe_blocks
 from genmeasures.curvature.trace import (
     Difference,
     TraceEstimate,
+    deflate,
     exact_trace,
     hutchinson,
     hutchpp,
@@ -55,9 +57,10 @@ CurvatureOption = Annotated[
 ]
 Estimator = Literal["auto", "hutchinson", "hutchpp", "exact", "pyhessian"]
 ESTIMATOR_HELP = (
-    "auto: exact Tr(G_ii) = Tr(H_ii) on layers the outputs are affine in (probed), exact "
-    "Tr(G_ii) plus Hutchinson on H_ii - G_ii (or plain Hutchinson, whichever predicts fewer "
-    "products) on the rest; exact: one product per parameter; pyhessian: PyHessian's own "
+    "auto: exact Tr(G_ii) = Tr(H_ii) on layers the outputs are affine in (probed); on the "
+    "rest the estimator a pilot predicts cheapest: exact Tr(G_ii) plus Hutchinson on "
+    "H_ii - G_ii, Hutch++'s deflation, or plain Hutchinson; exact: one product per "
+    "parameter; pyhessian: PyHessian's own "
     "Hutchinson and stopping rule (all parameters unless layers is given)"
 )
 PILOT_PROBES = 8  # probes that decide between Hutchinson on H and on H - G
@@ -165,11 +168,17 @@ def _auto_trace(
             curvature, setup.model, general, batches, setup.ctx.loss, products=products
         )
         known = math.fsum(exact.values())
-        if ggn and curvature == "hessian" and forward_mode:
-            est, used_residual = _hessian_trace_with_control_variate(
-                setup, op, [ggn[n] for n in general], known, rtol, max_matvecs, generator
+        if curvature == "hessian":
+            est, chosen = _general_blocks_trace(
+                setup,
+                op,
+                [ggn[n] for n in general] if ggn and forward_mode else None,
+                known,
+                rtol,
+                max_matvecs,
+                generator,
             )
-            choice["control_variate"] = float(used_residual)
+            choice.update(chosen)
         else:
             est = hutchinson(
                 op,
@@ -196,64 +205,96 @@ def _auto_trace(
     )
 
 
-def _hessian_trace_with_control_variate(
+def _general_blocks_trace(
     setup: CurvatureSetup,
     hessian_op: CurvatureOperator,
-    ggn_traces: list[float],
+    ggn_traces: list[float] | None,
     known: float,
     rtol: float,
     max_matvecs: int,
     generator: torch.Generator,
-) -> tuple[TraceEstimate, bool]:
-    """Hutchinson on H or on H - G over the operator's blocks, chosen by a pilot.
+) -> tuple[TraceEstimate, dict[str, float]]:
+    """Tr(H) over the operator's blocks by Hutchinson on H, on H - G, or deflated: by a pilot.
 
-    The pilot draws ``PILOT_PROBES`` probes g and computes H g and G g; with s_H and s_R the
-    sample standard deviations of g^T H g and g^T (H - G) g, plain Hutchinson needs about
-    (s_H / tol)^2 products and the control variate 2 (s_R / tol)^2: the cheaper is continued
-    from the pilot's own probes (with the control variate, within half the budget: two
-    products a probe), H - G offset by the blocks' exact ``ggn_traces``. The choice depends
-    on the seed only, never on timing. The pilot's G products are counted either way.
-    ``known``: the exact trace of the other blocks, for the relative tolerance.
+    The pilot draws ``PILOT_PROBES`` probes g and computes H g, and G g when the blocks'
+    exact Gauss-Newton traces ``ggn_traces`` are given. Three unbiased estimators compete,
+    each by its predicted cost, products per probe times the variance per probe:
+
+    * plain Hutchinson on H: s_H^2 (s the sample standard deviation of the probes' g^T A g);
+    * the control variate, Tr(G) exact plus Hutchinson on H - G: 2 s_R^2 (two products a
+      probe; near interpolation H - G is small);
+    * Hutch++'s deflation (:func:`~genmeasures.curvature.trace.deflate`), with the pilot's
+      H g as its sketch: Tr(Q^T H Q) exact plus Hutchinson on deflated probes: s_D^2 from
+      ``PILOT_PROBES`` deflated probes (when the budget holds four pilots: the sketch's
+      k products more and these). Where a few outlying eigenvalues carry the variance (a
+      transformer's Hessian), deflation takes them out.
+
+    The cheapest is continued from its own pilot probes (the control variate within half the
+    budget). The choice depends on the seed only, never on timing; the pilot's products are
+    counted either way. ``known``: the exact trace of the other blocks, for the tolerance.
     """
-    ggn_op = GGNOperator(
-        setup.model, hessian_op.names, hessian_op.batches, setup.ctx.loss, check=False
-    )
     count = min(PILOT_PROBES, max_matvecs)
     probes = [rademacher_like(hessian_op.params, generator) for _ in range(count)]
     h_products = hessian_op.matmat(probes)
     plain = [blockwise_dot(g, h) for g, h in zip(probes, h_products, strict=True)]
+    operators: list[CurvatureOperator] = [hessian_op]
+    costs = {"plain": _spread(plain) ** 2}
     residual = None
-    try:
-        g_products = ggn_op.matmat(probes)
-    except (NotImplementedError, RuntimeError) as exc:
-        if not is_transform_gap(exc):
-            raise
-        warn_unsupported(exc, "no Gauss-Newton control variate, plain Hutchinson")
-    else:
-        residual = [
-            blockwise_dot(g, tuple(a - b for a, b in zip(h, gg, strict=True)))
-            for g, h, gg in zip(probes, h_products, g_products, strict=True)
+    ggn_op = None
+    if ggn_traces is not None:
+        ggn_op = GGNOperator(
+            setup.model, hessian_op.names, hessian_op.batches, setup.ctx.loss, check=False
+        )
+        operators.append(ggn_op)
+        try:
+            g_products = ggn_op.matmat(probes)
+        except (NotImplementedError, RuntimeError) as exc:
+            if not is_transform_gap(exc):
+                raise
+            warn_unsupported(exc, "no Gauss-Newton control variate")
+        else:
+            residual = [
+                blockwise_dot(g, tuple(a - b for a, b in zip(h, gg, strict=True)))
+                for g, h, gg in zip(probes, h_products, g_products, strict=True)
+            ]
+            costs["control_variate"] = 2 * _spread(residual) ** 2
+    deflation, deflated = None, []
+    if 4 * count <= max_matvecs:
+        deflation = deflate(hessian_op, h_products)
+        fresh = [
+            deflation.project(rademacher_like(hessian_op.params, generator)) for _ in range(count)
         ]
-    if residual is not None and 2 * _spread(residual) ** 2 < _spread(plain) ** 2:
+        deflated = [
+            blockwise_dot(g, h) for g, h in zip(fresh, hessian_op.matmat(fresh), strict=True)
+        ]
+        costs["deflation"] = _spread(deflated) ** 2
+    chosen = min(costs, key=lambda name: (costs[name], name))
+    spent = sum(op.n_matvecs for op in operators)
+    choice = {"control_variate": float(chosen == "control_variate")}
+    choice["deflation"] = float(deflation.n_matvecs if chosen == "deflation" else 0)
+    common = {"rtol": rtol, "generator": generator, "known_elsewhere": known}
+    if chosen == "control_variate":
+        assert residual is not None and ggn_op is not None and ggn_traces is not None
         est = hutchinson(
             Difference(hessian_op, ggn_op),
-            rtol=rtol,
             max_matvecs=max(count, max_matvecs // 2),
-            generator=generator,
             initial=residual,
             offset=ggn_traces,
-            known_elsewhere=known,
+            **common,
         )
-        return _counted(est, hessian_op, ggn_op), True
-    est = hutchinson(
-        hessian_op,
-        rtol=rtol,
-        max_matvecs=max_matvecs,
-        generator=generator,
-        initial=plain,
-        known_elsewhere=known,
-    )
-    return _counted(est, hessian_op, ggn_op), False
+    elif chosen == "deflation":
+        assert deflation is not None
+        est = hutchinson(
+            hessian_op,
+            max_matvecs=max(count, max_matvecs - spent + count),
+            initial=deflated,
+            deflation=deflation,
+            sunk=spent - count,
+            **common,
+        )
+    else:
+        est = hutchinson(hessian_op, max_matvecs=max_matvecs, initial=plain, **common)
+    return _counted(est, *operators), choice
 
 
 def _counted(est: TraceEstimate, *operators) -> TraceEstimate:
@@ -301,8 +342,9 @@ def _reports_layer_set(function):
     stochastic=True,
     # 2: estimator=auto by default (exact on affine layers); 3: the control variate on the
     # other layers, tolerance relative to the whole trace, backend split into products and
-    # estimator (pyhessian), curvature=ggn
-    version=3,
+    # estimator (pyhessian), curvature=ggn; 4: auto's deflation candidate, the probe on 8
+    # samples, Gauss-Newton traces from layer inputs and output gradients (rounding)
+    version=4,
 )
 @_reports_layer_set
 def hessian_trace(
@@ -310,30 +352,29 @@ def hessian_trace(
     *,
     curvature: CurvatureOption = "hessian",
     estimator: Annotated[Estimator, ESTIMATOR_HELP] = "auto",
-    rtol: Annotated[float, "stop at this relative standard error"] = 0.01,
-    max_matvecs: Annotated[int, "budget of Hessian-vector products (per batch)"] = 200,
+    rtol: Annotated[float, NonNegative(), "stop at this relative standard error"] = 0.01,
+    max_matvecs: Annotated[int, Positive(), "budget of Hessian-vector products (per batch)"] = 200,
     reduce: Annotated[
         Literal["full", "max_batch", "mean_batch"],
         "full: the whole sample; max_batch/mean_batch: per mini-batch, then max or mean "
         "(the NSO reference script)",
     ] = "full",
-    batch_size: Annotated[int, "mini-batch size for reduce=max_batch/mean_batch"] = 32,
+    batch_size: Annotated[int, Positive(), "mini-batch size for reduce=max_batch/mean_batch"] = 32,
     products: ProductsOption = "auto",
     layers: LayersOption = None,
 ) -> MeasureResult:
     """Trace of the Hessian (or Gauss-Newton matrix), Tr(H), and per layer Tr(H_ii).
 
     ``estimator=auto`` (see ESTIMATOR_HELP): exact on layers the outputs are affine in, a
-    control variate or Hutchinson on the rest; extras ``exact_route`` (1: the exact
-    Gauss-Newton traces were used) and ``control_variate`` (1: Hutchinson ran on H - G).
+    control variate, a deflation or Hutchinson on the rest; extras ``exact_route`` (1: the
+    exact Gauss-Newton traces were used), ``control_variate`` (1: Hutchinson ran on H - G)
+    and ``deflation`` (the size of the deflated subspace, 0 for none).
     Hutchinson: Rademacher probes g, Tr(H) = E[g^T H g], per layer E[g_i^T (Hg)_i]; stops when
     stderr <= rtol * |Tr| or after ``max_matvecs`` products (then warns). Hutch++ deflates a
     sketched top subspace first. ``exact`` sums e_k^T H e_k (stderr NaN).
     ``reduce=max_batch`` is the reference-code variant: the trace of each mini-batch's mean
     loss, maximum over mini-batches (``mean_batch``: their mean).
     """
-    _check_positive(max_matvecs=max_matvecs, batch_size=batch_size)
-    _check_non_negative(rtol=rtol)
     pyhessian = estimator == "pyhessian"
     if pyhessian and (curvature != "hessian" or products != "auto"):
         raise OptionError("estimator=pyhessian runs PyHessian's own products of the Hessian")
@@ -444,13 +485,17 @@ def hessian_eigenvalue(
     ctx: MeasureContext,
     *,
     curvature: CurvatureOption = "hessian",
-    k: Annotated[int, "how many eigenvalues"] = 1,
+    k: Annotated[int, Positive(), "how many eigenvalues"] = 1,
     which: Annotated[Literal["largest", "smallest"], "algebraically largest or smallest"] = (
         "largest"
     ),
     per_layer: Annotated[bool, "also the top eigenvalue of each layer's block H_ii"] = False,
-    rtol: Annotated[float, "stop when each eigenvalue's error <= rtol * |eigenvalue|"] = 1e-4,
-    max_matvecs: Annotated[int, "budget of Hessian-vector products (per operator)"] = 100,
+    rtol: Annotated[
+        float, NonNegative(), "stop when each eigenvalue's error <= rtol * |eigenvalue|"
+    ] = 1e-4,
+    max_matvecs: Annotated[
+        int, Positive(), "budget of Hessian-vector products (per operator)"
+    ] = 100,
     stop: Annotated[
         Literal["value", "residual"],
         "error judged by: the gap-refined estimate r^2/gap, or the rigorous residual r",
@@ -475,8 +520,6 @@ def hessian_eigenvalue(
     eigenvalues of H itself, not of the largest magnitude (power iteration's answer, which can
     be negative). With ``per_layer``, layer rows hold the top eigenvalue of each block H_ii.
     """
-    _check_positive(k=k, max_matvecs=max_matvecs)
-    _check_non_negative(rtol=rtol)
     pyhessian = algorithm == "pyhessian"
     if pyhessian and (curvature != "hessian" or products != "auto"):
         raise OptionError("algorithm=pyhessian runs PyHessian's own products of the Hessian")
@@ -557,18 +600,20 @@ def _pyhessian_eigenvalues(setup, *, k, which, per_layer, rtol, max_matvecs) -> 
     paper="Zhang, Li & Ju, TMLR 2024 (NSO): the PAC-Bayes bound of its reference script",
     needs=(*CURVATURE_NEEDS, "init", "n_train"),
     stochastic=True,
-    version=3,  # 2: estimator=auto by default; 3: auto's control variate, backend -> products
+    # 2: estimator=auto by default; 3: auto's control variate, backend -> products; 4: auto's
+    # deflation candidate (see hessian_trace)
+    version=4,
 )
 def pacbayes_trace_bound(
     ctx: MeasureContext,
     *,
-    batch_size: Annotated[int, "mini-batch size of the per-batch traces"] = 32,
+    batch_size: Annotated[int, Positive(), "mini-batch size of the per-batch traces"] = 32,
     estimator: Annotated[
         Literal["auto", "hutchinson", "hutchpp", "exact"],
         "per-batch trace estimator (see hessian_trace)",
     ] = "auto",
-    rtol: Annotated[float, "relative stderr target of each per-batch trace"] = 0.05,
-    max_matvecs: Annotated[int, "budget of Hessian-vector products per batch"] = 100,
+    rtol: Annotated[float, NonNegative(), "relative stderr target of each per-batch trace"] = 0.05,
+    max_matvecs: Annotated[int, Positive(), "budget of Hessian-vector products per batch"] = 100,
     products: ProductsOption = "auto",
     layers: LayersOption = None,
 ) -> MeasureResult:
@@ -579,8 +624,6 @@ def pacbayes_trace_bound(
     separately; v_i = W_i - W_i^(0); n = training-set size. Per-layer rows hold
     max_b Tr(H_ii^(b)). Negative trace sums are clipped at 0 before the square root.
     """
-    _check_positive(batch_size=batch_size, max_matvecs=max_matvecs)
-    _check_non_negative(rtol=rtol)
     with curvature_setup(ctx, layers) as setup:
         estimates = batch_traces(
             setup,
@@ -603,19 +646,6 @@ def pacbayes_trace_bound(
             extras={"max_loss": c, "trace_sum": trace_sum, "squared_distance": squared_distance},
             n_matvecs=sum(e.n_matvecs for e in estimates),
         )
-
-
-def _check_positive(**values: float) -> None:
-    for name, value in values.items():
-        if not value > 0:
-            raise OptionError(f"option {name!r} must be positive, got {value!r}")
-
-
-def _check_non_negative(**values: float) -> None:
-    """rtol = 0 is allowed: it spends the whole budget (as PyHessian's tol=0)."""
-    for name, value in values.items():
-        if not value >= 0:
-            raise OptionError(f"option {name!r} must not be negative, got {value!r}")
 
 
 def _uses_pyhessian(options) -> bool:

@@ -12,8 +12,8 @@ from typing import Annotated, Literal
 
 import torch
 
+from genmeasures.constraints import AtLeast, Positive
 from genmeasures.curvature.functional import FunctionalModel, check_loss, evaluation_mode
-from genmeasures.errors import OptionError
 from genmeasures.measures.context import MeasureContext
 from genmeasures.measures.distance import LayersOption
 from genmeasures.measures.layers import select_layers
@@ -33,8 +33,8 @@ Params = tuple[torch.Tensor, ...]
 def noise_stability(
     ctx: MeasureContext,
     *,
-    sigma: Annotated[float, "noise standard deviation (> 0); see scale"] = 0.01,
-    draws: Annotated[int, "number R of noise draws (>= 1)"] = 20,
+    sigma: Annotated[float, Positive(), "noise standard deviation; see scale"] = 0.01,
+    draws: Annotated[int, AtLeast(1), "number R of noise draws"] = 20,
     sided: Annotated[
         Literal["one", "two"],
         "one: E[L(W+U)] - L(W); two: E[(L(W+U) + L(W-U))/2] - L(W)",
@@ -75,10 +75,6 @@ def noise_stability(
     checkpoint raises MeasureError; one at a perturbed point (sigma too large) is reported as
     a non-finite value, not raised.
     """
-    if not (sigma > 0 and math.isfinite(sigma)):
-        raise OptionError(f"option 'sigma' of measure 'noise_stability' must be > 0, got {sigma}")
-    if draws < 1:
-        raise OptionError(f"option 'draws' of measure 'noise_stability' must be >= 1, got {draws}")
     assert ctx.data is not None
     names = select_layers(ctx.weights, layers)
     model = ctx.model

@@ -1,24 +1,27 @@
 """Measure options declared as typed keyword-only parameters, validated before any work starts.
 
-A measure declares ``norm: Annotated[Literal["frobenius", "mars"], "which norm"] = "frobenius"``;
-this module turns that into an :class:`OptionSpec` that checks and coerces user values
-(from Python or from the CLI's ``name:key=value`` syntax) and describes itself for ``--help``.
+A measure declares ``norm: Annotated[Literal["frobenius", "mars"], "which norm"] = "frobenius"``
+or ``sigma: Annotated[float, Positive(), "noise level"] = 0.01`` (the constraints of
+:mod:`genmeasures.constraints`); this module turns that into an :class:`OptionSpec` that checks
+and coerces user values (from Python or from the CLI's ``name:key=value`` syntax) through the
+one coercion layer (:mod:`genmeasures._coerce`) and describes itself, with its range, for
+``--help``.
 """
 
 from __future__ import annotations
 
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, get_args, get_origin
+from typing import Any
 
-from genmeasures._coerce import TypeMismatch, coerce, describe_mismatch, describe_type
+from genmeasures._coerce import check_option, describe_type, split_annotated, type_hints
 from genmeasures.errors import OptionError
 
 
 @dataclass(frozen=True)
 class OptionSpec:
-    """One option of a measure: its name, type annotation, default and help text."""
+    """One option of a measure: its name, type annotation (with its constraints), default and
+    help text."""
 
     name: str
     annotation: Any
@@ -27,30 +30,26 @@ class OptionSpec:
 
     @property
     def type_name(self) -> str:
+        """The type and range as listings show them: ``float > 0``, ``one of a|b``."""
         return describe_type(self.annotation)
 
     def validate(self, value: Any, owner: str) -> Any:
         """Return ``value`` coerced to the option's type, or raise OptionError naming it."""
-        try:
-            return coerce(value, self.annotation)
-        except TypeMismatch:
-            raise OptionError(
-                f"option {self.name!r} of {owner} {describe_mismatch(value, self.annotation)}"
-            ) from None
+        return check_option(value, self.annotation, where=owner, name=self.name)
 
 
 def options_from_signature(fn: Any) -> dict[str, OptionSpec]:
     """Build option specs from a function's keyword-only parameters (each needs a default)."""
     import inspect
 
-    hints = typing.get_type_hints(fn, include_extras=True)
+    hints = type_hints(fn)
     specs = {}
     for param in inspect.signature(fn).parameters.values():
         if param.kind is not inspect.Parameter.KEYWORD_ONLY:
             continue
         if param.default is inspect.Parameter.empty:
             raise TypeError(f"option {param.name!r} of {fn.__qualname__} needs a default")
-        annotation, help_text = _split_annotated(hints.get(param.name, Any))
+        annotation, help_text = split_annotated(hints.get(param.name, Any))
         specs[param.name] = OptionSpec(param.name, annotation, param.default, help_text)
     return specs
 
@@ -67,10 +66,3 @@ def resolve_options(
     for key, value in given.items():
         resolved[key] = specs[key].validate(value, owner)
     return resolved
-
-
-def _split_annotated(annotation: Any) -> tuple[Any, str]:
-    if get_origin(annotation) is Annotated:
-        base, *extras = get_args(annotation)
-        return base, " ".join(str(e) for e in extras if isinstance(e, str))
-    return annotation, ""

@@ -12,7 +12,7 @@ drawn, read back from the figure. Figures use the Agg canvas without pyplot and 
 - :func:`overlay`: several quantities against a hyperparameter in one panel (bounds vs gap);
 - :func:`plot_report`: all of them for a :class:`~genmeasures.correlation.CorrelationReport`.
 
-Used by the paper figures (analyses/), generic all the same:
+Used by the paper figures (the genmeasures_papers package), generic all the same:
 
 - :func:`category_points`: one point per category (method, optimizer) with seed error bars;
 - :func:`line_panels`: lines against an x, one per hue level, mean and band over seeds, in

@@ -1,7 +1,10 @@
 """Paper figures: a study, a drawing and a claim, reproduced at quick or paper scale.
 
-A :class:`FigureSpec` (defined in ``analyses/<id>.py``, registered by id) says which study
-produces the data at each scale, how to draw it, and how to check the paper's claim on it.
+A :class:`FigureSpec` says which study produces the data at each scale, how to draw it, and
+how to check the paper's claim on it. The library defines no figures: installed packages
+contribute theirs through the ``genmeasures.figures`` entry point group (the papers' figures
+come from ``genmeasures_papers``), loaded the first time figures are listed or looked up, and
+:func:`register_figure` adds one in this process.
 :func:`reproduce` runs the study (reusing finished runs and cached scores), draws the figure
 into ``OUT/ID.png`` and ``OUT/ID.pdf``, writes every plotted number to ``OUT/ID.csv`` and
 returns the claim checked on that data as PASS or FAIL with its statistic. A failed claim is
@@ -12,8 +15,9 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -21,6 +25,7 @@ import pandas as pd
 
 from genmeasures._io import atomic_write_text
 from genmeasures._registry import Registry
+from genmeasures.errors import PluginError, describe_failure
 from genmeasures.plots import PlotResult
 from genmeasures.reproduce.study import FigureData
 
@@ -70,24 +75,84 @@ class FigureResult:
     seconds: float = 0.0
 
 
+#: The entry point group through which installed packages contribute figures. An entry point
+#: names a FigureSpec, an iterable of them, or a function of no arguments returning either.
+FIGURE_ENTRY_POINTS = "genmeasures.figures"
+
 FIGURES: Registry[FigureSpec] = Registry("figure")
+_SOURCES: dict[str, str] = {}  # figure id -> what defined it, for the duplicate-id error
+_installed_loaded = False
 
 
 def register_figure(spec: FigureSpec) -> FigureSpec:
+    """Add ``spec`` in this process (installed figures come through the entry points)."""
+    _load_installed_figures()
+    _check_new(spec, "register_figure", _SOURCES)
     FIGURES.add(spec.id, spec)
+    _SOURCES[spec.id] = "register_figure"
     return spec
 
 
 def list_figures() -> list[FigureSpec]:
-    import analyses  # noqa: F401  (the figure modules register themselves)
-
+    """Every figure: the installed packages' and those registered in this process, by id."""
+    _load_installed_figures()
     return [FIGURES.get(name) for name in FIGURES.names()]
 
 
 def get_figure(figure_id: str) -> FigureSpec:
-    import analyses  # noqa: F401
-
+    _load_installed_figures()
     return FIGURES.get(figure_id)
+
+
+def _load_installed_figures() -> None:
+    """Load the ``genmeasures.figures`` entry points, once, all or nothing: a failure is one
+    line naming the entry point (and the next lookup tries again)."""
+    global _installed_loaded
+    if _installed_loaded:
+        return
+    found: dict[str, str] = {}  # figure id -> its entry point
+    specs = []
+    for ep in sorted(entry_points(group=FIGURE_ENTRY_POINTS), key=lambda e: e.name):
+        for spec in _figure_specs(ep):
+            _check_new(spec, _describe(ep), found)
+            found[spec.id] = _describe(ep)
+            specs.append(spec)
+    for spec in specs:
+        FIGURES.add(spec.id, spec)
+    _SOURCES.update(found)
+    _installed_loaded = True
+
+
+def _check_new(spec: object, source: str, known: dict[str, str]) -> None:
+    """Raise unless ``spec`` is a FigureSpec whose id is not in ``known`` (id -> source)."""
+    if not isinstance(spec, FigureSpec):
+        raise PluginError(f"{source} gave {type(spec).__name__} {spec!r}, not a FigureSpec")
+    if spec.id in known:
+        raise PluginError(
+            f"figure id {spec.id!r} is defined twice: by {known[spec.id]} and by {source}"
+        )
+
+
+def _describe(ep: EntryPoint) -> str:
+    return f"entry point {ep.name!r} ({ep.value})"
+
+
+def _figure_specs(ep: EntryPoint) -> list[FigureSpec]:
+    """What an entry point names, as a list: a FigureSpec, an iterable of them, or a function
+    of no arguments returning either (called here)."""
+    try:
+        found = ep.load()
+        if callable(found):
+            found = found()
+    except Exception as exc:
+        raise PluginError(
+            f"figures {_describe(ep)} failed to load: {describe_failure(exc)}"
+        ) from exc
+    if isinstance(found, FigureSpec):
+        return [found]
+    if isinstance(found, Iterable) and not isinstance(found, str | bytes):
+        return list(found)
+    raise PluginError(f"figures {_describe(ep)} gave {type(found).__name__}, not FigureSpecs")
 
 
 def reproduce(

@@ -1,23 +1,23 @@
-"""Running a sweep: local processes now (an executor with the same interface could
-distribute later), finished runs skipped, failures collected, then scoring.
+"""Running a sweep: runs in parallel through :func:`genmeasures.parallel.parallel_map`
+(local worker processes by default), finished runs skipped, failures collected, then scoring.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from concurrent.futures import as_completed
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from genmeasures._device import torch_threads
 from genmeasures._io import check_output_dir
-from genmeasures._pool import worker_pool
 from genmeasures.checkpoints.run import read_run_info
 from genmeasures.errors import GenMeasuresError, OptionError, describe_failure, is_bad_input
 from genmeasures.finetune.run import check_runnable, run_is_finished
+from genmeasures.parallel import parallel_map
 from genmeasures.sweeps.grid import SweepPoint, SweepSettings
 
 # Scoring of a sweep's runs uses one torch thread in and out of worker processes, so that
@@ -74,24 +74,16 @@ def run_sweep(
         disable=not progress,
         file=sys.stderr,
     )
+    # one run at a time shows its own progress; parallel runs show only the sweep's bar
+    train = partial(_train_one, out=settings.out, progress=progress and settings.jobs == 1)
     with bar:
-        if settings.jobs == 1:
-            for point in todo:
-                _record(
-                    report, settings.out / point.name, _train_one(point, settings.out, progress)
-                )
-                bar.update()
-        else:
-            with worker_pool(settings.jobs) as pool:
-                futures = {pool.submit(_train_one, p, settings.out, False): p for p in todo}
-                for future in as_completed(futures):
-                    point = futures[future]
-                    try:
-                        error = future.result()
-                    except Exception as exc:  # a crashed worker process
-                        error = f"{type(exc).__name__}: {exc}"
-                    _record(report, settings.out / point.name, error)
-                    bar.update()
+        for point, future in parallel_map(train, todo, jobs=settings.jobs):
+            try:
+                error = future.result()
+            except Exception as exc:  # a crashed worker process
+                error = f"{type(exc).__name__}: {exc}"
+            _record(report, settings.out / point.name, error)
+            bar.update()
     return report
 
 
@@ -145,20 +137,14 @@ def score_runs(
         merged.merge(report)
         bar.update()
 
+    score = partial(_score_one, measures=measures, n_samples=n_samples, select=select)
     with bar:
-        if jobs == 1:
-            for run_dir in run_dirs:
-                add(_score_one(run_dir, measures, n_samples, select))
-        else:
-            todo = _collect_cached(run_dirs, measures, n_samples, select, add)
-            if todo:
-                with worker_pool(jobs) as pool:
-                    futures = [
-                        pool.submit(_score_one, run_dir, measures, n_samples, select)
-                        for run_dir in todo
-                    ]
-                    for future in as_completed(futures):
-                        add(future.result())
+        # in parallel, runs whose scores are all cached are read here (see _collect_cached)
+        todo = (
+            run_dirs if jobs == 1 else _collect_cached(run_dirs, measures, n_samples, select, add)
+        )
+        for _, future in parallel_map(score, todo, jobs=jobs):
+            add(future.result())
     merged.table = (
         pd.concat([t for t in tables if len(t)], ignore_index=True) if tables else (pd.DataFrame())
     )

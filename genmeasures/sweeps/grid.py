@@ -32,10 +32,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from genmeasures._coerce import option_error
+from genmeasures.constraints import AtLeast, NonNegative
 from genmeasures.errors import OptionError
 from genmeasures.finetune.config import (
+    CONFIG,
     FinetuneConfig,
     coerce_key,
     config_from_mapping,
@@ -124,16 +127,28 @@ def _short(value: Any) -> str:
     return str(value)
 
 
-# Each [sweep] key's exact type: a string is not a bool ("false" would be truthy), a bool is
-# not an int (jobs = true).
-_SETTING_TYPES: dict[str, Any] = {
-    "out": str,
-    "seeds": list[int],
-    "jobs": int,
-    "score": bool,
-    "measures": list[str] | str,
-    "score_samples": int,
-    "score_checkpoints": Literal["all", "last", "best"],
+# Each [sweep] key's exact type, range and help (listed by `genmeasures config`): a string is
+# not a bool ("false" would be truthy), a bool is not an int (jobs = true).
+SETTING_TYPES: dict[str, Any] = {
+    "out": Annotated[str, "the folder of the sweep's run directories"],
+    "seeds": Annotated[list[int], "seeds of every grid point (each sets train.seed, model.seed)"],
+    "jobs": Annotated[int, AtLeast(1), "parallel processes"],
+    "score": Annotated[bool, "score every run when training is done"],
+    "measures": Annotated[list[str] | str, "measures to score (default: every measure)"],
+    "score_samples": Annotated[int, NonNegative(), "evaluation subset for data measures (0 = all)"],
+    "score_checkpoints": Annotated[
+        Literal["all", "last", "best"], "which checkpoints of each run are scored"
+    ],
+}
+#: The defaults of the [sweep] keys, as :class:`SweepSettings` has them.
+SETTING_DEFAULTS: dict[str, Any] = {
+    "out": "runs/sweep",
+    "seeds": [0],
+    "jobs": 1,
+    "score": True,
+    "measures": [],
+    "score_samples": 0,
+    "score_checkpoints": "last",
 }
 
 
@@ -144,22 +159,18 @@ def _settings(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> SweepSett
         raise OptionError("[sweep] must be a table of settings")
     given = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in overrides.items()}
     merged = {**raw, **{k: v for k, v in given.items() if v is not None}}
-    unknown = [k for k in merged if k not in _SETTING_TYPES]
+    unknown = [k for k in merged if k not in SETTING_TYPES]
     if unknown:
-        valid = ", ".join(sorted(_SETTING_TYPES))
+        valid = ", ".join(sorted(SETTING_TYPES))
         raise OptionError(f"unknown key 'sweep.{unknown[0]}'; valid: {valid}")
-    values = {key: coerce_key(v, _SETTING_TYPES[key], f"sweep.{key}") for key, v in merged.items()}
+    values = {key: coerce_key(v, SETTING_TYPES[key], f"sweep.{key}") for key, v in merged.items()}
     seeds = values.get("seeds", [0])
     if not seeds:
-        raise OptionError("sweep.seeds must be a non-empty list of integers, got []")
+        raise option_error(CONFIG, "sweep.seeds", "must be a non-empty list of integers", [])
     if len(set(seeds)) != len(seeds):
-        raise OptionError(f"sweep.seeds lists a seed twice: {seeds}")
+        raise option_error(CONFIG, "sweep.seeds", "must not list a seed twice", seeds)
     jobs = values.get("jobs", 1)
-    if jobs < 1:
-        raise OptionError(f"sweep.jobs must be a positive integer, got {jobs}")
     samples = values.get("score_samples", 0)
-    if samples < 0:
-        raise OptionError(f"sweep.score_samples must not be negative, got {samples}")
     measures = values.get("measures", [])
     if isinstance(measures, str):
         measures = [m.strip() for m in measures.split(",") if m.strip()]
@@ -169,7 +180,7 @@ def _settings(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> SweepSett
         resolve_requests(measures)
     out = values.get("out", "runs/sweep")
     if not out:
-        raise OptionError("sweep.out must name a folder, got ''")
+        raise option_error(CONFIG, "sweep.out", "must name a folder", out)
     return SweepSettings(
         out=Path(out),
         seeds=tuple(seeds),

@@ -31,6 +31,49 @@ def test_measures_lists_every_measure_with_options() -> None:
     assert "name glob(s)" in out
 
 
+def test_measures_lists_ranges_from_the_annotations() -> None:
+    code, out, _ = invoke("measures", "-v")
+    assert code == 0
+    assert "sigma (float > 0) = 0.01" in out and "draws (int >= 1) = 20" in out
+    assert "noise standard deviation; see scale" in out
+
+
+def test_algorithms_lists_options_with_ranges_and_help() -> None:
+    code, out, _ = invoke("algorithms", "-v")
+    assert code == 0
+    assert "distance (float >= 0) = 1.0" in out
+    assert "gamma (float > 0) = 1.0" in out
+    assert "lam (float in [0, 1]) = 0.0" in out
+    assert "correct_threshold (float in (0, 1]) = 0.9" in out
+    assert "smoothing (float in [0, 1)) = 0.1" in out
+    assert "noise_kind (one of symmetric|symmetric_all|pair) = 'symmetric'" in out
+    assert "D, the radius of the first stages" in out  # help text, verbose only
+    code, short, _ = invoke("algorithms")
+    assert code == 0 and "distance (float >= 0) = 1.0" in short
+    assert "D, the radius of the first stages" not in short
+
+
+def test_config_reference_lists_every_key_with_its_range() -> None:
+    import dataclasses
+
+    from genmeasures.finetune.config import SECTIONS
+    from genmeasures.sweeps.grid import SETTING_TYPES
+
+    code, out, _ = invoke("config", "-v")
+    assert code == 0
+    for section, cls in SECTIONS.items():
+        assert f"[{section}]" in out
+        for name in (f.name for f in dataclasses.fields(cls)):
+            assert f"--  {name} (" in out, name
+    for name in SETTING_TYPES:
+        assert f"--  {name} (" in out, name
+    assert "[algorithm]" in out and "[grid]" in out
+    assert "noise_rate (float in [0, 1)) = 0.0" in out
+    assert "epochs (int > 0) = 10" in out and "lr (float >= 0) = 0.01" in out
+    assert "jobs (int >= 1) = 1" in out
+    assert "learning rate" in out
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".json", ".parquet"])
 def test_score_writes_the_table(run_dir: Path, tmp_path: Path, suffix: str) -> None:
     out = tmp_path / f"scores{suffix}"

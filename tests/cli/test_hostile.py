@@ -622,6 +622,11 @@ CASES: list[Case] = [
         "draws",
     ),
     Case(
+        "score-measure-option-out-of-range",
+        lambda w: ["score", "--measure", "noise_stability:sigma=0", w.run()],
+        "error: measure 'noise_stability': sigma must be > 0, got 0",
+    ),
+    Case(
         "score-unknown-model",
         lambda w: score_with_data(w, "--model", "nosuchnet"),
         "nosuchnet",
@@ -691,6 +696,65 @@ CASES: list[Case] = [
         ],
         "data.noise_rate",
         not_created=("r",),
+    ),
+    # One wording for every refused option: "<where>: <name> must be ..., got <value>".
+    Case(
+        "finetune-config-value-out-of-range",
+        lambda w: ["finetune", "--config", w.config(), "train.epochs=0", "--out", w.root / "r"],
+        "error: config: train.epochs must be > 0, got 0",
+        not_created=("r",),
+    ),
+    Case(
+        "finetune-algorithm-option-out-of-range",
+        lambda w: [
+            "finetune",
+            "--config",
+            w.config(),
+            "algorithm.name=nso",
+            "algorithm.k=0",
+            "--out",
+            w.root / "r",
+        ],
+        "error: config: algorithm.k must be > 0, got 0",
+        not_created=("r",),
+    ),
+    Case(
+        "finetune-algorithm-option-interval",
+        lambda w: [
+            "finetune",
+            "--config",
+            w.config(),
+            "algorithm.name=regsl",
+            "algorithm.correct_threshold=1.5",
+            "--out",
+            w.root / "r",
+        ],
+        "error: config: algorithm.correct_threshold must be in (0, 1], got 1.5",
+        not_created=("r",),
+    ),
+    Case(
+        "finetune-dataset-option-out-of-range",
+        lambda w: [
+            "finetune",
+            "--config",
+            w.config(),
+            "data.train=digits-target:split=train,n_per_class=0",
+            "--out",
+            w.root / "r",
+        ],
+        "error: dataset 'digits-target': n_per_class must be >= 1, got 0",
+    ),
+    Case(
+        "finetune-dataset-option-choice",
+        lambda w: [
+            "finetune",
+            "--config",
+            w.config(),
+            "data.test=teacher-student:split=val",
+            "--out",
+            w.root / "r",
+        ],
+        "error: dataset 'teacher-student': split must be one of train|test, got 'val'",
     ),
     Case(
         "finetune-unknown-key",
@@ -806,6 +870,18 @@ CASES: list[Case] = [
         "sweep-jobs-bool",
         lambda w: ["sweep", "--config", w.sweep("jobs = true")],
         "sweep.jobs must be int",
+        not_created=("sweep",),
+    ),
+    Case(
+        "sweep-jobs-zero",
+        lambda w: ["sweep", "--config", w.sweep("jobs = 0")],
+        "error: config: sweep.jobs must be >= 1, got 0",
+        not_created=("sweep",),
+    ),
+    Case(
+        "sweep-score-samples-negative",
+        lambda w: ["sweep", "--config", w.sweep("score_samples = -1")],
+        "error: config: sweep.score_samples must be >= 0, got -1",
         not_created=("sweep",),
     ),
     Case(

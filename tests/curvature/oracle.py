@@ -50,7 +50,9 @@ class Oracle:
     ) -> None:
         self.loss = loss
         self.model, self.names = model, list(names)
-        self.state = {k: v.detach() for k, v in model.state_dict().items()}
+        # Parameters once each (tied weights under their first name), as the library takes them.
+        state = {**dict(model.named_parameters()), **dict(model.named_buffers())}
+        self.state = {k: v.detach() for k, v in state.items()}
         self.like = [self.state[n] for n in self.names]
         self.point = flatten(self.like)
         self.inputs, self.targets = inputs, targets

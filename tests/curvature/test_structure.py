@@ -11,10 +11,11 @@ from torch.nn import functional as F
 
 import genmeasures
 from genmeasures.curvature import FunctionalModel
-from genmeasures.curvature.structure import probe_blocks
+from genmeasures.curvature.structure import PROBE_SAMPLES, probe_blocks
 from genmeasures.curvature.vectors import flatten, rademacher_like
 from genmeasures.data import EvaluationSet
 from genmeasures.measures import cross_entropy_per_sample
+from genmeasures.measures.hessian import PILOT_PROBES
 from genmeasures.models import build_model
 from tests.curvature.oracle import Oracle, positive_part, tanh_mlp
 
@@ -175,9 +176,10 @@ def test_fast_and_general_routes_give_the_paper_exact_distance(make) -> None:
     affine = dict(zip(routes.layer, routes.value, strict=True))
     if isinstance(model, ReluCnn):
         assert set(affine.values()) == {1.0}
-        # Per layer: one product per sample, plus the two probe passes.
+        # Per layer: one product per sample, plus two probe passes over the probe sample.
         cost = fast[fast.layer == ""].n_matvecs.iloc[0]
-        assert cost == 3 * len(targets) * len(expected)
+        probed = min(len(targets), PROBE_SAMPLES)
+        assert cost == (len(targets) + 2 * probed) * len(expected)
     else:
         assert affine == {
             "first.weight": 0.0,
@@ -258,14 +260,15 @@ def _interpolating_tanh_mlp():
 def test_auto_trace_control_variate_is_exact_given_its_probes() -> None:
     """Near interpolation auto runs Hutchinson on H - G for the smooth layers: its value is
     exactly Tr(G_ii) (all general layers) + Tr(H_ii) (affine head) + the mean of
-    g^T (H - G) g over the very probes it drew, to 1e-10 against torch.func.hessian."""
+    g^T (H - G) g over the very probes it drew, to 1e-10 against torch.func.hessian. (A
+    budget below four pilots leaves deflation out of the competition.)"""
     model, init, inputs, targets = _interpolating_tanh_mlp()
     names = [n for n, p in model.named_parameters() if p.ndim >= 2]
     oracle = Oracle(model, names, inputs, targets)
     hessian, ggn = oracle.hessian(), oracle.ggn()
     data = EvaluationSet.from_tensors(inputs, targets, batch_size=12)
     table = genmeasures.score(
-        model, init, data, ["hessian_trace:rtol=0,max_matvecs=40"], n_train=50
+        model, init, data, ["hessian_trace:rtol=0,max_matvecs=30"], n_train=50
     )
     extras = table[table.layer == ""].set_index("measure").value
     assert extras["hessian_trace.control_variate"] == 1.0
@@ -274,7 +277,7 @@ def test_auto_trace_control_variate_is_exact_given_its_probes() -> None:
     assert [names[i] for i in general] == names[:-1]  # the tanh layers; the head is affine
     generator = torch.Generator().manual_seed(0)
     like = [model.state_dict()[names[i]] for i in general]
-    probes = [flatten(rademacher_like(like, generator)) for _ in range(20)]  # 40 products
+    probes = [flatten(rademacher_like(like, generator)) for _ in range(15)]  # 30 products
     index = torch.cat(
         [torch.arange(sum(oracle.sizes[:i]), sum(oracle.sizes[: i + 1])) for i in general]
     )
@@ -287,6 +290,44 @@ def test_auto_trace_control_variate_is_exact_given_its_probes() -> None:
         abs(extras["hessian_trace"] - float(hessian.trace()))
         <= 4 * table[(table.measure == "hessian_trace") & (table.layer == "")].stderr.iloc[0]
     )
+
+
+def test_auto_trace_deflation_is_exact_given_its_probes() -> None:
+    """Where the pilot finds deflation cheapest, auto's value is exactly Tr(H_ii) of the affine
+    head + Tr(Q^T H Q) (Q an orthonormal basis of H S, S the pilot's probes) + the mean of
+    g'^T H g' over the deflated probes g' = (I - QQ^T) g it drew, to 1e-10."""
+    model, init, inputs, targets = _interpolating_tanh_mlp()
+    names = [n for n, p in model.named_parameters() if p.ndim >= 2]
+    oracle = Oracle(model, names, inputs, targets)
+    hessian = oracle.hessian()
+    data = EvaluationSet.from_tensors(inputs, targets, batch_size=12)
+    table = genmeasures.score(
+        model, init, data, ["hessian_trace:rtol=0,max_matvecs=60"], n_train=50
+    )
+    extras = table[table.layer == ""].set_index("measure").value
+    assert extras["hessian_trace.deflation"] == PILOT_PROBES
+    assert extras["hessian_trace.control_variate"] == 0.0
+    general = list(range(len(names) - 1))  # the tanh layers; the head is affine
+    index = torch.cat(
+        [torch.arange(sum(oracle.sizes[:i]), sum(oracle.sizes[: i + 1])) for i in general]
+    )
+    block = hessian[index][:, index]
+    generator = torch.Generator().manual_seed(0)
+    like = [model.state_dict()[names[i]] for i in general]
+    sketch = torch.stack([flatten(rademacher_like(like, generator)) for _ in range(PILOT_PROBES)])
+    q, _ = torch.linalg.qr(block @ sketch.T)
+    # Products: the pilot's H S and G S, H Q, then deflated probes up to the budget of 60.
+    count = 60 - 4 * PILOT_PROBES + PILOT_PROBES
+    probes = [flatten(rademacher_like(like, generator)) for _ in range(count)]
+    deflated = [g - q @ (q.T @ g) for g in probes]
+    expected = float(oracle.block(hessian, len(names) - 1).trace())
+    expected += float(torch.trace(q.T @ block @ q))
+    expected += float(torch.stack([g @ block @ g for g in deflated]).mean())
+    assert extras["hessian_trace"] == pytest.approx(expected, abs=1e-10)
+    # Passes: K = 3 classes for the exact Gauss-Newton traces, two probe passes per layer, and
+    # the 60 products of the budget (rtol=0 spends it all).
+    row = table[(table.measure == "hessian_trace") & (table.layer == "")]
+    assert row.n_matvecs.iloc[0] == 3 + 2 * len(names) + 60
 
 
 def test_control_variate_beats_plain_hutchinson_near_interpolation() -> None:

@@ -60,10 +60,10 @@ def test_normalization_options(tmp_path):
     assert norm.fingerprint() != raw.fingerprint()
     with pytest.raises(OptionError) as excinfo:
         load_dataset(tmp_path / "c", std=[1, 1])
-    assert_error(excinfo, "std=[1, 1]")
+    assert_error(excinfo, "dataset 'cifar': std must be a number or a list of 3 numbers")
     with pytest.raises(OptionError) as excinfo:
         load_dataset(tmp_path / "c", label_type="coarse")
-    assert_error(excinfo, "label_type='coarse'", "CIFAR-10")
+    assert_error(excinfo, "label_type must be 'fine'", "CIFAR-10", "got 'coarse'")
 
 
 class _Exploit:

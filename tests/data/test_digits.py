@@ -102,20 +102,23 @@ def test_presets_are_source_and_target_tasks():
 @pytest.mark.parametrize(
     ("options", "fragments"),
     [
-        ({"classes": [10]}, ["classes=[10]", "digits"]),
-        ({"classes": []}, ["classes=[]"]),
-        ({"classes": [1, 1]}, ["classes=[1, 1]"]),
-        ({"split": "bogus"}, ["split='bogus'", "train, val, test, all"]),
-        ({"val_fraction": 0.8}, ["val_fraction=0.8", "test_fraction=0.3"]),
-        ({"test_fraction": -0.1}, ["test_fraction=-0.1"]),
-        ({"n_per_class": 0}, ["n_per_class=0"]),
-        ({"split_seed": "x"}, ["split_seed='x'"]),
+        ({"classes": [10]}, ["classes must be in [0, 9], got [10]"]),
+        ({"classes": [5.0]}, ["classes must be", "got [5.0]"]),
+        ({"classes": []}, ["classes must list at least one digit, got []"]),
+        ({"classes": [1, 1]}, ["classes must not repeat a digit, got [1, 1]"]),
+        ({"split": "bogus"}, ["split must be one of train|val|test|all, got 'bogus'"]),
+        ({"split": "TRAIN"}, ["split must be one of train|val|test|all, got 'TRAIN'"]),
+        ({"val_fraction": 0.8}, ["val_fraction + test_fraction must be < 1, got 0.8 + 0.3"]),
+        ({"test_fraction": -0.1}, ["test_fraction must be in [0, 1), got -0.1"]),
+        ({"n_per_class": 0}, ["n_per_class must be >= 1, got 0"]),
+        ({"split_seed": "x"}, ["split_seed must be int, got 'x'"]),
+        ({"split_seed": -1}, ["split_seed must be >= 0, got -1"]),
     ],
 )
 def test_bad_options_name_the_option(options, fragments):
     with pytest.raises(OptionError) as excinfo:
         load_dataset("digits", **options)
-    assert_error(excinfo, *fragments)
+    assert_error(excinfo, "dataset 'digits': ", *fragments)
 
 
 def test_preset_rejects_classes():

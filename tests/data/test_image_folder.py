@@ -137,10 +137,10 @@ def test_fingerprint_tracks_files_labels_and_preprocessing(tmp_path):
 @pytest.mark.parametrize(
     ("options", "fragment"),
     [
-        ({"image_size": 0}, "image_size=0"),
-        ({"std": [1, 0, 1]}, "std=[1, 0, 1]"),
-        ({"mean": [0.5, 0.5]}, "mean=[0.5, 0.5]"),
-        ({"grayscale": "yes please"}, "grayscale='yes please'"),
+        ({"image_size": 0}, "image_size must be >= 1, got 0"),
+        ({"std": [1, 0, 1]}, "std must be > 0, got [1, 0, 1]"),
+        ({"mean": [0.5, 0.5]}, "mean must be a number or a list of 3 numbers, got [0.5, 0.5]"),
+        ({"grayscale": "yes please"}, "grayscale must be bool, got 'yes please'"),
         ({"resize": 3}, "'resize'"),
     ],
 )

@@ -235,13 +235,13 @@ def test_count_correct():
 BAD_OPTIONS = [
     # (kwargs for apply_label_noise, fragments of the message)
     ({"kind": "gaussian", "rate": 0.1}, ["'gaussian'", "kind", *NOISE_KINDS]),
-    ({"kind": 3}, ["noise kind", "3"]),
-    ({"kind": "symmetric", "rate": 1.2}, ["noise rate must be in [0, 1), got 1.2"]),
-    ({"kind": "symmetric", "rate": 1.0}, ["noise rate must be in [0, 1), got 1.0"]),
-    ({"kind": "pair", "rate": -0.1}, ["noise rate must be in [0, 1), got -0.1"]),
-    ({"kind": "symmetric", "rate": float("nan")}, ["noise rate", "nan"]),
-    ({"kind": "symmetric", "rate": "0.2"}, ["noise rate", "'0.2'"]),
-    ({"kind": "symmetric", "rate": True}, ["noise rate", "True"]),
+    ({"kind": 3}, ["label noise: kind must be one of", "got 3"]),
+    ({"kind": "symmetric", "rate": 1.2}, ["label noise: rate must be in [0, 1), got 1.2"]),
+    ({"kind": "symmetric", "rate": 1.0}, ["label noise: rate must be in [0, 1), got 1.0"]),
+    ({"kind": "pair", "rate": -0.1}, ["label noise: rate must be in [0, 1), got -0.1"]),
+    ({"kind": "symmetric", "rate": float("nan")}, ["label noise: rate must be finite, got nan"]),
+    ({"kind": "symmetric", "rate": "0.2"}, ["label noise: rate must be float, got '0.2'"]),
+    ({"kind": "symmetric", "rate": True}, ["label noise: rate must be float, got True"]),
     ({"kind": "none", "rate": 0.2}, ["noise rate", "kind 'none'", "0.2"]),
     ({"kind": "class_conditional"}, ["class_conditional", "matrix"]),
     ({"kind": "class_conditional", "matrix": np.eye(4)}, ["noise matrix", "5 x 5", "(4, 4)"]),
@@ -276,8 +276,10 @@ BAD_OPTIONS = [
     ({"kind": "pair", "rate": 0.1, "pairs": [1, 2.5, 3, 4, 0]}, ["noise pairs[1]", "2.5"]),
     ({"kind": "pair", "rate": 0.1, "pairs": "12340"}, ["noise pairs", "'12340'"]),
     ({"kind": "pair", "rate": 0.1, "pairs": [1, "a", 3, 4, 0]}, ["noise pairs"]),
-    ({"kind": "symmetric", "rate": 0.1, "seed": -1}, ["noise seed", "-1"]),
-    ({"kind": "symmetric", "rate": 0.1, "seed": 1.5}, ["noise seed", "1.5"]),
+    ({"kind": "symmetric", "rate": 0.1, "seed": -1}, ["label noise: seed must be in [0, 2**64)"]),
+    ({"kind": "symmetric", "rate": 0.1, "seed": 1.5}, ["label noise: seed must be int, got 1.5"]),
+    ({"kind": "symmetric", "rate": 0.1, "seed": 2.0}, ["label noise: seed must be int, got 2.0"]),
+    ({"kind": "symmetric", "rate": 0.1, "seed": 2**64}, ["label noise: seed", "2**64"]),
 ]
 
 
@@ -304,13 +306,17 @@ def test_bad_num_classes():
 def test_transition_matrix_rejects_class_conditional_and_unknown_kinds():
     with pytest.raises(OptionError) as excinfo:
         transition_matrix("class_conditional", 0.1, K)
-    assert_error(excinfo, "noise kind", "'class_conditional'", "symmetric_all", "pair")
+    assert_error(
+        excinfo,
+        "label noise: kind must be one of none|symmetric|symmetric_all|pair",
+        "got 'class_conditional'",
+    )
     with pytest.raises(OptionError) as excinfo:
         transition_matrix("asymmetric", 0.1, K)
-    assert_error(excinfo, "'asymmetric'", "none, symmetric, symmetric_all, pair")
+    assert_error(excinfo, "'asymmetric'", "one of none|symmetric|symmetric_all|pair")
     with pytest.raises(OptionError) as excinfo:
         transition_matrix("symmetric", 1.2, K)
-    assert_error(excinfo, "noise rate must be in [0, 1), got 1.2")
+    assert_error(excinfo, "label noise: rate must be in [0, 1), got 1.2")
 
 
 @pytest.mark.parametrize(

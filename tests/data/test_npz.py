@@ -61,7 +61,7 @@ def test_flat_layout_has_no_test_split(tmp_path):
     assert_error(excinfo, str(tmp_path / "d.npz"), "split='test'")
     with pytest.raises(OptionError) as excinfo:
         load_dataset(tmp_path / "d.npz", split="everything")
-    assert_error(excinfo, "split='everything'")
+    assert_error(excinfo, "dataset 'npz': split must be one of train|val|test, got 'everything'")
 
 
 @pytest.mark.parametrize(

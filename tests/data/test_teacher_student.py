@@ -58,11 +58,11 @@ def test_label_noise():
 @pytest.mark.parametrize(
     ("spec", "fragment"),
     [
-        ("teacher-student:num_classes=1", "num_classes=1"),
-        ("teacher-student:n=0", "n=0"),
-        ("teacher-student:split=val", "split='val'"),
-        ("teacher-student:shift=-1", "shift=-1"),
-        ("teacher-student:label_noise=2", "label_noise=2"),
+        ("teacher-student:num_classes=1", "num_classes must be >= 2, got 1"),
+        ("teacher-student:n=0", "n must be >= 1, got 0"),
+        ("teacher-student:split=val", "split must be one of train|test, got 'val'"),
+        ("teacher-student:shift=-1", "shift must be >= 0, got -1"),
+        ("teacher-student:label_noise=2", "label_noise must be in [0, 1], got 2"),
         ("teacher-student:width=3", "'width'"),
     ],
 )

@@ -136,7 +136,7 @@ def test_training_uses_the_configs_threads_whatever_the_caller_set(
     expected, got = final_weights(two), final_weights(one)
     for name in expected:
         assert torch.equal(expected[name], got[name]), name
-    with pytest.raises(OptionError, match=r"train\.threads must not be negative"):
+    with pytest.raises(OptionError, match=r"config: train\.threads must be >= 0, got -1"):
         config_from_mapping(tiny(train__threads=-1))
 
 
@@ -209,7 +209,10 @@ def test_freezing_keeps_the_first_blocks_fixed(tmp_path: Path) -> None:
 def test_config_validation_names_the_key(tmp_path: Path) -> None:
     cases = [
         ({"train": {"lrr": 0.1}}, "unknown key 'train.lrr'; valid: epochs"),
-        ({"train": {"lr": -0.1}}, "train.lr must not be negative, got -0.1"),
+        ({"train": {"lr": -0.1}}, "config: train.lr must be >= 0, got -0.1"),
+        ({"train": {"epochs": 0}}, "config: train.epochs must be > 0, got 0"),
+        ({"data": {"batch_size_eval": 0}}, "config: data.batch_size_eval must be > 0, got 0"),
+        ({"data": {"workers": -1}}, "config: data.workers must be >= 0, got -1"),
         ({"data": {"noise_rate": 1.0}}, r"data.noise_rate must be in \[0, 1\), got 1.0"),
         ({"data": {"noise": "gaussian"}}, "data.noise must be one of none|symmetric"),
         ({"train": {"epochs": "ten"}}, "train.epochs must be int, got 'ten'"),

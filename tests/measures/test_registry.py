@@ -65,7 +65,7 @@ def test_options_are_validated_and_coerced(typed_measure) -> None:
         {"exact": 1},
         {"layers": 3},
     ):
-        with pytest.raises(OptionError, match=f"option '{next(iter(bad))}' of measure 'typed'"):
+        with pytest.raises(OptionError, match=f"measure 'typed': {next(iter(bad))} must be "):
             spec.resolve(bad)
 
 

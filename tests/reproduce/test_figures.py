@@ -1,14 +1,29 @@
-"""Every registered figure's pipeline on its tiny configuration: files, plotted data, claim."""
+"""Every registered figure's pipeline on its tiny configuration: files, plotted data, claim;
+and how the library finds figures (the ``genmeasures.figures`` entry point group)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 
-from genmeasures.errors import OptionError
-from genmeasures.reproduce import Claim, list_figures, reproduce
+import genmeasures.reproduce.figures as figures_module
+from genmeasures._registry import Registry
+from genmeasures.errors import OptionError, PluginError
+from genmeasures.reproduce import (
+    FIGURE_ENTRY_POINTS,
+    Claim,
+    FigureSpec,
+    get_figure,
+    list_figures,
+    register_figure,
+    reproduce,
+)
 
 FIGURE_IDS = [spec.id for spec in list_figures()]
 
@@ -40,3 +55,112 @@ def test_unknown_figure_and_scale(tmp_path: Path) -> None:
         reproduce("fig-99", "quick", tmp_path)
     with pytest.raises(OptionError, match="no 'huge' scale"):
         reproduce(FIGURE_IDS[0], "huge", tmp_path)  # type: ignore[arg-type]
+
+
+def test_the_papers_figures_come_through_the_entry_point_group() -> None:
+    import genmeasures_papers
+
+    declared = [ep.value for ep in entry_points(group=FIGURE_ENTRY_POINTS)]
+    assert "genmeasures_papers:figures" in declared, (
+        "the genmeasures.figures entry points are not installed: pip install -e ."
+    )
+    papers = sorted(spec.id for spec in genmeasures_papers.figures())
+    assert len(papers) == 13 and set(papers) <= set(FIGURE_IDS)
+    assert sorted(FIGURE_IDS) == FIGURE_IDS
+
+
+def test_the_library_imports_no_paper_code() -> None:
+    script = (
+        "import sys, genmeasures, genmeasures.cli, genmeasures.reproduce, genmeasures.sweeps\n"
+        "print([m for m in sys.modules if m.startswith(('analyses', 'genmeasures_papers'))])"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"
+
+
+# Figures that the tests install as entry points of their own.
+def _example(figure_id: str) -> FigureSpec:
+    return FigureSpec(
+        id=figure_id,
+        paper="a test",
+        claim="none",
+        studies={},
+        draw=lambda data, stem: None,  # type: ignore[arg-type, return-value]
+        check=lambda data: Claim(True, "ok"),
+    )
+
+
+EXAMPLE = _example("example")
+SAME_ID = _example("example")
+LOADS = []
+
+
+def more_examples() -> list[FigureSpec]:
+    LOADS.append(1)
+    return [_example("first"), _example("second")]
+
+
+@pytest.fixture
+def install(monkeypatch):
+    """Replaces the installed figures: ``install(name=value, ...)`` sets the entry points."""
+    monkeypatch.setattr(figures_module, "FIGURES", Registry("figure"))
+    monkeypatch.setattr(figures_module, "_SOURCES", {})
+    monkeypatch.setattr(figures_module, "_installed_loaded", False)
+
+    def install(**values: str) -> None:
+        points = [EntryPoint(name, value, FIGURE_ENTRY_POINTS) for name, value in values.items()]
+        monkeypatch.setattr(
+            figures_module,
+            "entry_points",
+            lambda group: points if group == FIGURE_ENTRY_POINTS else [],
+        )
+
+    return install
+
+
+def test_an_entry_point_names_a_spec_a_list_or_a_function_and_loads_once(install) -> None:
+    install(one=f"{__name__}:EXAMPLE", many=f"{__name__}:more_examples")
+    LOADS.clear()
+    assert [spec.id for spec in list_figures()] == ["example", "first", "second"]
+    assert get_figure("first").claim == "none" and LOADS == [1]
+    assert register_figure(_example("third")).id in [spec.id for spec in list_figures()]
+    assert LOADS == [1]
+
+
+def test_a_figure_that_fails_to_load_is_one_line_naming_its_entry_point(install) -> None:
+    install(good=f"{__name__}:EXAMPLE", broken="no_such_module_for_genmeasures:figures")
+    message = r"figures entry point 'broken' \(no_such_module_for_genmeasures:figures\) failed"
+    with pytest.raises(PluginError, match=message + r" to load: ModuleNotFoundError"):
+        list_figures()
+    with pytest.raises(PluginError, match=message):  # tried again, not half loaded
+        get_figure("example")
+    from genmeasures.cli import main
+
+    result = CliRunner().invoke(main, ["reproduce", "--list"])
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.startswith("error: figures entry point 'broken'")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_a_figure_id_from_two_entry_points_is_an_error_naming_both(install) -> None:
+    install(a=f"{__name__}:EXAMPLE", b=f"{__name__}:SAME_ID")
+    with pytest.raises(
+        PluginError,
+        match=rf"figure id 'example' is defined twice: by entry point 'a' \({__name__}:EXAMPLE\)"
+        rf" and by entry point 'b' \({__name__}:SAME_ID\)",
+    ):
+        list_figures()
+    install(a=f"{__name__}:EXAMPLE")
+    assert [spec.id for spec in list_figures()] == ["example"]
+    with pytest.raises(
+        PluginError, match=r"defined twice: by entry point 'a' .* by register_figure"
+    ):
+        register_figure(_example("example"))
+
+
+def test_an_entry_point_giving_something_else_is_an_error(install) -> None:
+    install(odd=f"{__name__}:LOADS")
+    LOADS[:] = ["not a figure"]
+    with pytest.raises(PluginError, match=r"entry point 'odd' .* gave str"):
+        list_figures()

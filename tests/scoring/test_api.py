@@ -115,5 +115,5 @@ def test_bad_data(mean_loss_measure: str) -> None:
         genmeasures.score(model, init, (inputs, targets), [mean_loss_measure])
     with pytest.raises(DataError, match="10 inputs but 9 targets"):
         genmeasures.score(model, init, (inputs, targets[:9]), [mean_loss_measure])
-    with pytest.raises(OptionError, match="n_samples must be a positive integer"):
+    with pytest.raises(OptionError, match="evaluation sample: n_samples must be > 0, got 0"):
         genmeasures.score(model, init, data(10), [mean_loss_measure], n_samples=0)

@@ -8,6 +8,7 @@ from typing import ClassVar
 
 import pytest
 
+from genmeasures import parallel
 from genmeasures.sweeps import executor
 from tests.conftest import write_run
 
@@ -56,7 +57,7 @@ def test_a_fully_cached_sweep_starts_no_worker_process(runs, monkeypatch) -> Non
     def no_pool(*args, **kwargs):
         raise AssertionError("a worker pool was started although every score is cached")
 
-    monkeypatch.setattr(executor, "worker_pool", no_pool)
+    monkeypatch.setattr(parallel, "spawn_pool", no_pool)
     again = score(runs, jobs=2)
     assert again.cached == 6 and again.computed == 0 and again.pending == 0
     columns = [c for c in first.table.columns if c != "seconds"]
@@ -66,7 +67,7 @@ def test_a_fully_cached_sweep_starts_no_worker_process(runs, monkeypatch) -> Non
 def test_runs_from_the_first_uncached_one_on_go_to_the_workers(runs, monkeypatch) -> None:
     score(runs[:1], jobs=1)  # the first run was scored before an interruption
     InlinePool.submitted = []
-    monkeypatch.setattr(executor, "worker_pool", InlinePool)
+    monkeypatch.setattr(parallel, "spawn_pool", InlinePool)
     report = score(runs, jobs=2)
     assert InlinePool.submitted == runs[1:]
     assert report.cached == 2 and report.computed == 4
@@ -83,8 +84,8 @@ def test_workers_die_with_their_parent(tmp_path: Path) -> None:
 
     script = (
         "import sys, time\n"
-        "from genmeasures._pool import worker_pool\n"
-        "pool = worker_pool(2)\n"
+        "from genmeasures.parallel import spawn_pool\n"
+        "pool = spawn_pool(2)\n"
         "futures = [pool.submit(time.sleep, 60) for _ in range(4)]\n"
         "print(' '.join(str(p) for p in pool._processes), flush=True)\n"
         "while len(pool._processes) < 2:\n"

@@ -33,16 +33,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 from torch import nn
 
+from genmeasures.constraints import NonNegative, Positive
 from genmeasures.finetune.algorithm import (
     Algorithm,
+    AlgorithmOptions,
     TrainState,
-    non_negative,
-    positive,
     register_algorithm,
 )
 
@@ -55,26 +55,20 @@ NORM_MODULES = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
 
 
 @dataclass(frozen=True)
-class ConstraintOptions:
-    """Options of the layer-wise projection, shared by ``constraint``, ``regsl``, ``robust``.
+class ConstraintOptions(AlgorithmOptions):
+    """Options of the layer-wise projection, shared by ``constraint``, ``regsl``, ``robust``."""
 
-    distance: D, the radius of the first stages (>= 0; 0 pins the layers to their init).
-    head_distance: the radius of the head's weight (>= 0).
-    gamma: depth scaling; stage s gets radius D * gamma^s (> 0).
-    norm: "frobenius" (whole tensor) or "mars" (L1 norm of every output row).
-    head_center: "zero" (the papers) or "init".
-    """
-
-    distance: float = 1.0
-    head_distance: float = 10.0
-    gamma: float = 1.0
-    norm: Norm = "frobenius"
-    head_center: HeadCenter = "zero"
-
-    def __post_init__(self) -> None:
-        non_negative("distance", self.distance)
-        non_negative("head_distance", self.head_distance)
-        positive("gamma", self.gamma)
+    distance: Annotated[
+        float, NonNegative(), "D, the radius of the first stages (0 pins the layers to their init)"
+    ] = 1.0
+    head_distance: Annotated[float, NonNegative(), "the radius of the head's weight"] = 10.0
+    gamma: Annotated[float, Positive(), "depth scaling: stage s gets radius D * gamma^s"] = 1.0
+    norm: Annotated[Norm, "frobenius: the whole tensor; mars: the L1 norm of every output row"] = (
+        "frobenius"
+    )
+    head_center: Annotated[
+        HeadCenter, "the head's ball is around zero (the papers) or its init"
+    ] = "zero"
 
 
 @dataclass(frozen=True)

@@ -6,14 +6,15 @@ depth-scaled coefficients used by Li & Zhang 2021 and Ju, Li & Zhang 2022.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 
+from genmeasures.constraints import NonNegative, Positive
 from genmeasures.finetune.algorithm import (
     Algorithm,
+    AlgorithmOptions,
     TrainState,
-    non_negative,
-    positive,
     register_algorithm,
 )
 from genmeasures.losses import cross_entropy_per_sample
@@ -42,15 +43,10 @@ class L2SP(Algorithm):
     name = "l2sp"
 
     @dataclass(frozen=True)
-    class Options:
-        alpha: float = 0.01
-        beta: float = 0.01
-        gamma: float = 1.0
-
-        def __post_init__(self) -> None:
-            non_negative("alpha", self.alpha)
-            non_negative("beta", self.beta)
-            positive("gamma", self.gamma)
+    class Options(AlgorithmOptions):
+        alpha: Annotated[float, NonNegative(), "lambda: weight of the penalty towards init"] = 0.01
+        beta: Annotated[float, NonNegative(), "lambda_head: weight decay of the head"] = 0.01
+        gamma: Annotated[float, Positive(), "depth scaling s_i = gamma ** stage"] = 1.0
 
     def __init__(self, options: Options, state: TrainState) -> None:
         super().__init__(options, state)

@@ -21,13 +21,18 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from torch import nn
 
-from genmeasures.errors import OptionError
-from genmeasures.finetune.algorithm import Algorithm, TrainState, positive, register_algorithm
+from genmeasures.constraints import Interval, Positive
+from genmeasures.finetune.algorithm import (
+    Algorithm,
+    AlgorithmOptions,
+    TrainState,
+    register_algorithm,
+)
 from genmeasures.finetune.algorithms._norm_stats import frozen_norm_statistics
 
 # --- shared helpers (also used by sam.py) ----------------------------------------------------
@@ -170,11 +175,6 @@ class NoiseSettings:
         return clean + perturbed
 
 
-def _unit_interval(key: str, value: float) -> None:
-    if not 0 <= value <= 1:
-        raise OptionError(f"algorithm.{key} must be in [0, 1], got {value}")
-
-
 @register_algorithm
 class NSO(Algorithm):
     """Noise stability optimization (Zhang, Li & Ju, TMLR 2024).
@@ -194,16 +194,11 @@ class NSO(Algorithm):
     name = "nso"
 
     @dataclass(frozen=True)
-    class Options:
-        sigma: float = 0.01
-        k: int = 1
-        lam: float = 0.0
-        two_sided: bool = True
-
-        def __post_init__(self) -> None:
-            positive("sigma", self.sigma)
-            positive("k", self.k)
-            _unit_interval("lam", self.lam)
+    class Options(AlgorithmOptions):
+        sigma: Annotated[float, Positive(), "noise standard deviation"] = 0.01
+        k: Annotated[int, Positive(), "perturbations per step"] = 1
+        lam: Annotated[float, Interval(0, 1), "weight of the clean gradient"] = 0.0
+        two_sided: Annotated[bool, "also the gradient at W - U"] = True
 
     def __init__(self, options: Any, state: TrainState) -> None:
         super().__init__(options, state)
@@ -264,11 +259,8 @@ class WP(NSO):
     name = "wp"
 
     @dataclass(frozen=True)
-    class Options:
-        sigma: float = 0.01
-
-        def __post_init__(self) -> None:
-            positive("sigma", self.sigma)
+    class Options(AlgorithmOptions):
+        sigma: Annotated[float, Positive(), "noise standard deviation"] = 0.01
 
     def noise_settings(self) -> NoiseSettings:
         return NoiseSettings(k=1, lam=0.0, two_sided=False)
@@ -310,13 +302,9 @@ class RWP(NSO):
     name = "rwp"
 
     @dataclass(frozen=True)
-    class Options:
-        sigma: float = 0.01
-        alpha: float = 0.5
-
-        def __post_init__(self) -> None:
-            positive("sigma", self.sigma)
-            _unit_interval("alpha", self.alpha)
+    class Options(AlgorithmOptions):
+        sigma: Annotated[float, Positive(), "noise std relative to each filter's norm"] = 0.01
+        alpha: Annotated[float, Interval(0, 1), "weight of the clean gradient"] = 0.5
 
     def noise_settings(self) -> NoiseSettings:
         return NoiseSettings(k=1, lam=self.options.alpha, two_sided=False)

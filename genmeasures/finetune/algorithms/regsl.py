@@ -7,17 +7,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 
-from genmeasures.errors import OptionError
-from genmeasures.finetune.algorithm import (
-    TrainState,
-    non_negative,
-    positive,
-    register_algorithm,
-)
+from genmeasures.constraints import Interval, NonNegative, Positive
+from genmeasures.finetune.algorithm import TrainState, register_algorithm
 from genmeasures.finetune.algorithms.constraint import Constraint, ConstraintOptions
 from genmeasures.losses import cross_entropy_per_sample
 
@@ -94,20 +89,14 @@ class RegSL(Constraint):
 
     @dataclass(frozen=True)
     class Options(ConstraintOptions):
-        correct_epoch: int = 10
-        correct_threshold: float = 0.9
-        reweight_epoch: int = 5
-        temperature: float = 2.0
-
-        def __post_init__(self) -> None:
-            super().__post_init__()
-            non_negative("correct_epoch", self.correct_epoch)
-            non_negative("reweight_epoch", self.reweight_epoch)
-            if not 0 < self.correct_threshold <= 1:
-                raise OptionError(
-                    f"algorithm.correct_threshold must be in (0, 1], got {self.correct_threshold}"
-                )
-            positive("temperature", self.temperature)
+        correct_epoch: Annotated[
+            int, NonNegative(), "correct labels at the end of every epoch from this one"
+        ] = 10
+        correct_threshold: Annotated[
+            float, Interval(0, 1, closed="right"), "replace a label above this confidence"
+        ] = 0.9
+        reweight_epoch: Annotated[int, NonNegative(), "reweight the loss from this epoch"] = 5
+        temperature: Annotated[float, Positive(), "tau_0 of the reweighting softmax"] = 2.0
 
     def __init__(self, options: Options, state: TrainState) -> None:
         super().__init__(options, state)

@@ -22,15 +22,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 
+from genmeasures.constraints import Interval, Positive
 from genmeasures.data.noise import transition_matrix, validate_transition
 from genmeasures.errors import OptionError
 from genmeasures.finetune.algorithm import (
     TrainState,
-    positive,
     register_algorithm,
 )
 from genmeasures.finetune.algorithms.constraint import Constraint, ConstraintOptions
@@ -142,19 +142,28 @@ class Robust(Constraint):
 
     @dataclass(frozen=True)
     class Options(ConstraintOptions):
-        transition: list[list[float]] | None = None
-        noise_rate: float = 0.0
-        noise_kind: Literal["symmetric", "symmetric_all", "pair"] = "symmetric"
-        estimate: Literal["auto", "dual_t", "known"] = "auto"
-        warmup_epochs: int = 1
-        outlier_fraction: float = 0.03
+        transition: Annotated[
+            list[list[float]] | None, "a K x K row-stochastic T[clean, noisy]"
+        ] = None
+        noise_rate: Annotated[
+            float, Interval(0, 1, closed="left"), "T from this rate (with noise_kind)"
+        ] = 0.0
+        noise_kind: Annotated[
+            Literal["symmetric", "symmetric_all", "pair"], "the noise model of noise_rate"
+        ] = "symmetric"
+        estimate: Annotated[
+            Literal["auto", "dual_t", "known"],
+            "where T comes from: auto, Dual-T from this run, or the run's own label noise",
+        ] = "auto"
+        warmup_epochs: Annotated[int, Positive(), "epochs of plain CE before Dual-T"] = 1
+        outlier_fraction: Annotated[
+            float, Interval(0, 1, closed="left"), "Dual-T's outlier fraction"
+        ] = 0.03
 
         def __post_init__(self) -> None:
             super().__post_init__()
             if self.transition is not None:
                 _check_transition(self.transition, len(self.transition))
-            if not 0 <= self.noise_rate < 1:
-                raise OptionError(f"algorithm.noise_rate must be in [0, 1), got {self.noise_rate}")
             if self.transition is not None and self.noise_rate > 0:
                 raise OptionError(
                     "algorithm.transition and algorithm.noise_rate both set: give one noise model"
@@ -166,11 +175,6 @@ class Robust(Constraint):
                 raise OptionError(
                     f"algorithm.estimate = {self.estimate!r} sets T: do not also set "
                     f"algorithm.{key}"
-                )
-            positive("warmup_epochs", self.warmup_epochs)
-            if not 0 <= self.outlier_fraction < 1:
-                raise OptionError(
-                    f"algorithm.outlier_fraction must be in [0, 1), got {self.outlier_fraction}"
                 )
 
         @property

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from torch import nn
 
-from genmeasures.finetune.algorithm import Algorithm, non_negative, positive, register_algorithm
+from genmeasures.constraints import NonNegative, Positive
+from genmeasures.finetune.algorithm import Algorithm, AlgorithmOptions, register_algorithm
 from genmeasures.finetune.algorithms._norm_stats import frozen_norm_statistics
 from genmeasures.finetune.algorithms.perturbation import (
     GradientSum,
@@ -51,11 +52,8 @@ class SAM(Algorithm):
     name = "sam"
 
     @dataclass(frozen=True)
-    class Options:
-        rho: float = 0.05
-
-        def __post_init__(self) -> None:
-            positive("rho", self.rho)
+    class Options(AlgorithmOptions):
+        rho: Annotated[float, Positive(), "ascent radius"] = 0.05
 
     def passes_per_step(self) -> int:
         return 2
@@ -95,13 +93,9 @@ class ASAM(SAM):
     name = "asam"
 
     @dataclass(frozen=True)
-    class Options:
-        rho: float = 0.5
-        eta: float = 0.01
-
-        def __post_init__(self) -> None:
-            positive("rho", self.rho)
-            non_negative("eta", self.eta)
+    class Options(AlgorithmOptions):
+        rho: Annotated[float, Positive(), "ascent radius"] = 0.5
+        eta: Annotated[float, NonNegative(), "added to |w| in the scaling T_w = |w| + eta"] = 0.01
 
     def ascent(
         self, params: Sequence[nn.Parameter], grads: Sequence[torch.Tensor | None]

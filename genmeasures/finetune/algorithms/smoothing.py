@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
 
-from genmeasures.errors import OptionError
-from genmeasures.finetune.algorithm import Algorithm, positive, register_algorithm
+from genmeasures.constraints import Interval, Positive
+from genmeasures.finetune.algorithm import Algorithm, AlgorithmOptions, register_algorithm
 
 
 @register_algorithm
@@ -22,12 +22,10 @@ class LabelSmoothing(Algorithm):
     name = "label_smoothing"
 
     @dataclass(frozen=True)
-    class Options:
-        smoothing: float = 0.1
-
-        def __post_init__(self) -> None:
-            if not 0 <= self.smoothing < 1:
-                raise OptionError(f"algorithm.smoothing must be in [0, 1), got {self.smoothing}")
+    class Options(AlgorithmOptions):
+        smoothing: Annotated[
+            float, Interval(0, 1, closed="left"), "mass moved to the uniform target"
+        ] = 0.1
 
     def batch_loss(
         self, outputs: torch.Tensor, targets: torch.Tensor, indices: torch.Tensor
@@ -67,11 +65,8 @@ class Mixup(Algorithm):
     name = "mixup"
 
     @dataclass(frozen=True)
-    class Options:
-        alpha: float = 0.2
-
-        def __post_init__(self) -> None:
-            positive("alpha", self.alpha)
+    class Options(AlgorithmOptions):
+        alpha: Annotated[float, Positive(), "lam ~ Beta(alpha, alpha)"] = 0.2
 
     def draw(self, n: int) -> tuple[float, torch.Tensor]:
         """lam and the permutation for a batch of ``n``, from ``state.generator``."""

@@ -37,7 +37,8 @@ Rows:
    (Lanczos at rtol 1e-10); PyHessian: its power iteration at the loosest ``tol`` of 1e-3,
    1e-4, 1e-5 that is. Warm: the best of 3 calls after a
    warm-up; cold: the first call in a fresh interpreter (model built from the saved weights,
-   imports done, nothing computed before).
+   imports done, nothing computed before; among the imports the sympy that torch.autograd
+   loads lazily on its first backward with ``grad_outputs``, about 0.7 s on either side).
 3. *Paper-exact hessian_distance* (defaults: positive part of each sample's layer blocks,
    max over samples; all Conv/Linear weight layers) on 64 samples: products per layer and
    sample (``n_matvecs`` / (samples x layers): the per-sample second-order passes), seconds,
@@ -80,7 +81,7 @@ SPECS = {
     "vit_tiny": ("vit_tiny", {"num_classes": 10}),
 }
 SAMPLES = {"cnn": 256, "resnet18": 64, "vit_tiny": 128}
-PYHESSIAN_PROBES = {"cnn": 300, "resnet18": 150, "vit_tiny": 600}
+PYHESSIAN_PROBES = {"cnn": 300, "resnet18": 600, "vit_tiny": 600}
 
 
 def digits(model_name: str, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -196,7 +197,7 @@ def bench_trace(model_name, model, init, data, quick: bool) -> dict[str, Any]:
             f"hessian_trace:layers=all,rtol=0.002,max_matvecs={budget}",
             seed=999,  # independent of the probes of the runs it judges
         )
-        reference = {"value": ref["value"], "stderr": ref["stderr"], "kind": "control variate"}
+        reference = {"value": ref["value"], "stderr": ref["stderr"], "kind": _route(ref)}
     truth = reference["value"]
     setting = "hessian_trace:layers=all"
     for budget in (200, 500, 1000, 2000):
@@ -245,6 +246,17 @@ def bench_trace(model_name, model, init, data, quick: bool) -> dict[str, Any]:
         },
         "ratio": pyhessian_seconds / seconds,
     }
+
+
+def _route(result: dict[str, Any]) -> str:
+    """What auto ran on the blocks it could not take exactly (its extras)."""
+    if result.get("control_variate") is None and result["stderr"] == 0:
+        return "exact"
+    if result.get("control_variate") == 1:
+        return "control variate"
+    if result.get("deflation", 0) > 0:
+        return f"deflation of {int(result['deflation'])}"
+    return "Hutchinson"
 
 
 def pyhessian_top(model, data: EvaluationSet, tol: float):
@@ -329,6 +341,14 @@ def _cold(model_name: str, state_file: Path, method: str) -> float:
 
 
 def cold_call(model_name: str, state_file: Path, method: str) -> None:
+    # Imports done, for both sides: torch.autograd imports sympy (through
+    # torch.fx.experimental.symbolic_shapes, about 0.7 s here) on the first backward with
+    # grad_outputs, and genmeasures loads its measure plugins on the first score call.
+    import torch.fx.experimental.symbolic_shapes
+
+    import genmeasures.measures.hessian
+    import genmeasures.scoring.api
+
     name, spec = SPECS[model_name]
     model = build_model(name, spec)
     model.load_state_dict(torch.load(state_file, weights_only=True))
@@ -402,11 +422,7 @@ def report(results: dict[str, Any]) -> str:
         ref_text = f"{ref['value']:.6g} ({ref['kind']}" + (
             f", stderr {ref['stderr']:.2g})" if ref["stderr"] else ")"
         )
-        how = (
-            "exact"
-            if g.get("control_variate") is None and g["stderr"] == 0
-            else ("control variate" if g.get("control_variate") == 1 else "Hutchinson")
-        )
+        how = _route(g)
         ok = t["ratio"] >= targets[name] and g["error"] <= 0.02
         lines.append(
             f"| {name} | {ref_text} | {g['value']:.6g} ({how}, {g['n_matvecs']} passes; "

@@ -32,7 +32,7 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
-from genmeasures.constraints import Constraint, Strict
+from genmeasures.constraints import Constraint, OneOf, Strict
 from genmeasures.errors import OptionError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -109,6 +109,9 @@ def describe_type(annotation: Any, *, ranges: bool = True) -> str:
     origin = get_origin(annotation)
     if origin is Annotated:
         base, *extras = get_args(annotation)
+        choices = [e for e in extras if isinstance(e, OneOf)]
+        if choices:
+            return choices[0].describe()
         text = describe_type(base, ranges=ranges)
         rules = [e.describe() for e in extras if isinstance(e, Constraint)] if ranges else []
         if rules:
@@ -143,10 +146,13 @@ def coerce(value: Any, annotation: Any, *, strict: bool = False) -> Any:
     origin = get_origin(annotation)
     if origin is Annotated:
         base, *extras = get_args(annotation)
-        result = coerce(value, base, strict=strict or any(isinstance(e, Strict) for e in extras))
+        strict = strict or any(isinstance(e, Strict) for e in extras)
+        result = coerce(value, base, strict=strict)
         for rule in extras:
             if isinstance(rule, Constraint) and not _satisfies(result, rule):
                 raise TypeMismatch(f"must be {rule.describe()}")
+            if isinstance(rule, OneOf):
+                result = _one_of(result, rule, strict)
         return result
     if origin is Literal:
         for choice in get_args(annotation):
@@ -205,6 +211,14 @@ def coerce(value: Any, annotation: Any, *, strict: bool = False) -> Any:
     if isinstance(annotation, type) and isinstance(value, annotation):
         return value
     raise TypeMismatch
+
+
+def _one_of(value: Any, rule: OneOf, strict: bool) -> str:
+    names = rule.names()
+    for name in names:
+        if value == name or (not strict and isinstance(value, str) and value.lower() == name):
+            return name
+    raise TypeMismatch(f"must be {rule.describe()}")
 
 
 def _satisfies(value: Any, rule: Constraint) -> bool:

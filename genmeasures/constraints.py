@@ -20,6 +20,7 @@ number of a list; ``None`` and strings pass it (``Annotated[int, AtLeast(1)] | N
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -101,6 +102,24 @@ class Strict:
     spelling (without it, integral floats become ints and choices ignore case)."""
 
 
+@dataclass(frozen=True)
+class OneOf:
+    """A string that is one of the names ``choices()`` returns when the value is checked.
+
+    For choices that are a registry's names (curvatures, product methods): read when a value
+    is checked, not when the annotation is written, so a plugin registered after the module
+    that declares the option is a valid choice. Case is ignored, as for a ``Literal``.
+    """
+
+    choices: Callable[[], Iterable[str]]
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.choices())
+
+    def describe(self) -> str:
+        return "one of " + "|".join(self.names())
+
+
 def format_bound(bound: float) -> str:
     """A bound as written in a message: ``0``, ``0.5``, ``2**64`` for a large power of two."""
     if isinstance(bound, int) and bound >= 2**16 and bound & (bound - 1) == 0:
@@ -110,4 +129,4 @@ def format_bound(bound: float) -> str:
     return str(bound)
 
 
-__all__ = ["AtLeast", "Constraint", "Interval", "NonNegative", "Positive", "Strict"]
+__all__ = ["AtLeast", "Constraint", "Interval", "NonNegative", "OneOf", "Positive", "Strict"]

@@ -31,7 +31,7 @@ import pandas as pd
 from scipy.stats import kendalltau, spearmanr
 
 from genmeasures.plots import PlotResult
-from genmeasures.plots.lines import line_panels
+from genmeasures.plots.lines import Axes, Panels, line_panels
 from genmeasures.reproduce import Claim, FigureData, FigureSpec, Study
 from genmeasures_papers._settings import digits_pretrain
 
@@ -149,13 +149,12 @@ def draw(data: FigureData, stem: Path) -> PlotResult:
         "epoch",
         "value",
         stem,
-        col="quantity",
-        col_wrap=3,
-        col_order=list(QUANTITIES),
-        panel_titles=TITLES,
-        xlabel="epoch",
-        ylabel={GAP: "test loss - train loss", **dict.fromkeys(BOUNDS, "bound")},
-        log_y=False,
+        panels=Panels(col="quantity", col_order=list(QUANTITIES), col_wrap=3, titles=TITLES),
+        axes=Axes(
+            log_y=False,
+            xlabel="epoch",
+            ylabel={GAP: "test loss - train loss", **dict.fromkeys(BOUNDS, "bound")},
+        ),
         title="Fine-tuning, epoch by epoch: two Hessian-based bounds and the observed gap "
         "(mean +- sd over seeds)",
     )

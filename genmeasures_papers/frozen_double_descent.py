@@ -44,7 +44,7 @@ from typing import Any
 import pandas as pd
 
 from genmeasures.plots import PlotResult
-from genmeasures.plots.lines import line_panels
+from genmeasures.plots.lines import Axes, Legend, Lines, Panels, line_panels
 from genmeasures.reproduce import (
     Claim,
     FigureData,
@@ -289,32 +289,38 @@ def draw(data: FigureData, stem: Path) -> PlotResult:
         "x",
         "error",
         stem,
-        col="panel",
-        col_wrap=2,
-        hue="hue",
-        col_order=[p for p in PANELS if p in set(table["panel"])],
-        panel_titles={
-            CLEAN: "(a) clean labels",
-            NOISY: f"(b) {noise}",
-            EPOCHS: f"(c) {noise}, nothing frozen",
-            SOURCE: f"(d) {noise}: source-set size",
-        },
-        xlabel={
-            CLEAN: "frozen blocks m",
-            NOISY: "frozen blocks m",
-            EPOCHS: "epoch",
-            SOURCE: "source training images (pretraining)",
-        },
-        ylabel="test error",
-        legend="panel",
-        legend_title={
-            CLEAN: "target size",
-            NOISY: "target size",
-            EPOCHS: "target size",
-            SOURCE: "frozen blocks",
-        },
-        log_x={SOURCE: True},
-        log_y=False,
+        lines=Lines(hue="hue"),
+        panels=Panels(
+            col="panel",
+            col_order=[p for p in PANELS if p in set(table["panel"])],
+            col_wrap=2,
+            titles={
+                CLEAN: "(a) clean labels",
+                NOISY: f"(b) {noise}",
+                EPOCHS: f"(c) {noise}, nothing frozen",
+                SOURCE: f"(d) {noise}: source-set size",
+            },
+        ),
+        axes=Axes(
+            log_x={SOURCE: True},
+            log_y=False,
+            xlabel={
+                CLEAN: "frozen blocks m",
+                NOISY: "frozen blocks m",
+                EPOCHS: "epoch",
+                SOURCE: "source training images (pretraining)",
+            },
+            ylabel="test error",
+        ),
+        legend=Legend(
+            "panel",
+            title={
+                CLEAN: "target size",
+                NOISY: "target size",
+                EPOCHS: "target size",
+                SOURCE: "frozen blocks",
+            },
+        ),
         title="Transfer by freezing the first m blocks: test error (mean +- sd over seeds)",
     )
 

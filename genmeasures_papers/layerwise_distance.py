@@ -28,7 +28,7 @@ from scipy.stats import spearmanr
 from genmeasures.checkpoints import load_checkpoint
 from genmeasures.finetune.algorithms.constraint import ConstraintOptions, LayerwiseProjection
 from genmeasures.models import build_model
-from genmeasures.plots.lines import line_panels
+from genmeasures.plots.lines import Axes, Legend, Lines, line_panels
 from genmeasures.reproduce import Claim, FigureData, FigureSpec, Study
 from genmeasures_papers._settings import indoor_resnet50
 
@@ -151,13 +151,13 @@ def draw(data: FigureData, stem):
         "layer",
         ["distance"],
         stem,
-        categorical_x=True,
-        hue="method",
-        reference=[RADIUS],
-        labels={RADIUS: "constraint's radius $D_i$"},
-        ylabel=r"$\|W_i - W_i^{(0)}\|_F$",
-        xlabel="layer (network order; the last is the new head)",
-        legend="right",
+        lines=Lines(hue="method", reference=[RADIUS], labels={RADIUS: "constraint's radius $D_i$"}),
+        axes=Axes(
+            categorical_x=True,
+            xlabel="layer (network order; the last is the new head)",
+            ylabel=r"$\|W_i - W_i^{(0)}\|_F$",
+        ),
+        legend=Legend("right"),
         title="Distance from the pretrained weights per layer (mean +- sd over seeds)",
     )
 

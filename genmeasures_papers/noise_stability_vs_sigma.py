@@ -38,7 +38,7 @@ import math
 import pandas as pd
 
 from genmeasures.correlation.tables import whole_model_rows
-from genmeasures.plots.lines import line_panels
+from genmeasures.plots.lines import Axes, Lines, Panels, Replicates, line_panels
 from genmeasures.reproduce import (
     Claim,
     FigureData,
@@ -167,19 +167,27 @@ def draw(data: FigureData, stem):
         "sigma",
         "value",
         stem,
-        row="view",
-        col="method",
-        hue="quantity",
-        stderr="stderr",
-        stderr_mean="shared",  # every checkpoint is scored with the same noise draws
-        band="range",
-        row_order=[VALUES, RATIO],
-        col_order=[m for m in ("erm", "sam", "nso") if m in set(table["method"])],
-        hue_order=[q for q in (PREDICTED, TWO_SIDED, ONE_SIDED) if q in set(table["quantity"])],
-        xlabel="noise level σ",
-        ylabel={VALUES: "E[L(W+U)] − L(W)", RATIO: "noise stability / ((σ²/2) Tr(H))"},
-        log_x=True,
-        sharey=True,
+        lines=Lines(
+            hue="quantity",
+            hue_order=[q for q in (PREDICTED, TWO_SIDED, ONE_SIDED) if q in set(table["quantity"])],
+        ),
+        panels=Panels(
+            row="view",
+            row_order=[VALUES, RATIO],
+            col="method",
+            col_order=[m for m in ("erm", "sam", "nso") if m in set(table["method"])],
+        ),
+        replicates=Replicates(
+            band="range",
+            stderr="stderr",
+            stderr_mean="shared",  # every checkpoint is scored with the same noise draws
+        ),
+        axes=Axes(
+            log_x=True,
+            xlabel="noise level σ",
+            ylabel={VALUES: "E[L(W+U)] − L(W)", RATIO: "noise stability / ((σ²/2) Tr(H))"},
+            sharey=True,
+        ),
         title="Noise stability against σ and its second-order prediction\n(error bars: ±1 "
         "stderr of the measurements, the same draws for every seed; bands: range over seeds)",
     )

@@ -27,7 +27,7 @@ from typing import Any
 
 import pandas as pd
 
-from genmeasures.plots.lines import line_panels
+from genmeasures.plots.lines import Axes, Lines, Panels, Replicates, line_panels
 from genmeasures.reproduce import Claim, FigureData, FigureSpec, Study, StudyGroup
 from genmeasures_papers.sharpness_by_optimizer import (
     PAPER_BASE,
@@ -131,17 +131,19 @@ def draw(data: FigureData, stem):
         "x",
         "value",
         stem,
-        row="quantity",
-        col="axis",
-        hue="variant",
-        stderr="stderr",
-        band="range",
-        col_order=[PASSES, NOISE],
-        row_order=[q for q in QUANTITIES.values() if q in set(table["quantity"])],
-        hue_order=[TWO, ONE],
-        xlabel={PASSES: "forward/backward passes per step", NOISE: "noise level σ"},
-        ylabel={label: label for label in QUANTITIES.values()},
-        log_x={PASSES: False, NOISE: True},
+        lines=Lines(hue="variant", hue_order=[TWO, ONE]),
+        panels=Panels(
+            row="quantity",
+            row_order=[q for q in QUANTITIES.values() if q in set(table["quantity"])],
+            col="axis",
+            col_order=[PASSES, NOISE],
+        ),
+        replicates=Replicates(band="range", stderr="stderr"),
+        axes=Axes(
+            log_x={PASSES: False, NOISE: True},
+            xlabel={PASSES: "forward/backward passes per step", NOISE: "noise level σ"},
+            ylabel={label: label for label in QUANTITIES.values()},
+        ),
         title="NSO ablation: two- vs one-sided noise, k and σ\n"
         "(bands: range over seeds; error bars: ±1 stderr of Tr(H))",
     )

@@ -23,7 +23,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from genmeasures.plots.lines import line_panels
+from genmeasures.plots.lines import Axes, Legend, Lines, Panels, line_panels
 from genmeasures.reproduce import Claim, FigureData, FigureSpec, Study
 from genmeasures_papers.label_noise_accuracy import (
     BASE,
@@ -100,14 +100,10 @@ def draw(data: FigureData, stem):
         "epoch",
         list(LEFT),
         stem,
-        right=[RIGHT],
-        col="method",
-        sharey=True,
-        labels=LABELS,
-        ylabel="accuracy",
-        right_ylabel=LABELS[RIGHT],
-        panel_titles={method: f"method = {method}" for method in METHODS},
-        legend="right",
+        lines=Lines(right=[RIGHT], labels=LABELS),
+        panels=Panels(col="method", titles={method: f"method = {method}" for method in METHODS}),
+        axes=Axes(ylabel="accuracy", right_ylabel=LABELS[RIGHT], sharey=True),
+        legend=Legend("right"),
         title=f"Fine-tuning with {RATE:.0%} symmetric label noise: mean +- sd over seeds",
     )
 

@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny models, run directories written without training, an isolated cache."""
+"""Shared fixtures: the case table, tiny models, run directories written without training,
+an isolated cache."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from genmeasures.checkpoints import CheckpointMeta, ModelSpec, RunWriter
 from genmeasures.errors import DEBUG_ENV
 from genmeasures.measures import MEASURES, MeasureContext, MeasureResult, register_measure
 from genmeasures.models import build_model
+from tests.cases import CASES, Case, case_param
 
 TINY_MLP = ModelSpec("mlp", {"in_features": 64, "hidden": [8], "num_classes": 5})
 
@@ -36,6 +38,13 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(params=[case_param(case) for case in CASES])
+def case(request: pytest.FixtureRequest) -> Case:
+    """Every case of the table (tests/cases.py): model x loss x batch layout x dtype x device;
+    the CUDA ones are marked ``gpu`` and skipped, with the reason, without a GPU."""
+    return request.param
 
 
 @pytest.fixture(autouse=True)

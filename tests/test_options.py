@@ -11,6 +11,7 @@ import pytest
 
 from genmeasures._coerce import (
     CheckedFields,
+    TypeMismatch,
     check_option,
     checked_arguments,
     coerce,
@@ -18,7 +19,7 @@ from genmeasures._coerce import (
     option_error,
     split_annotated,
 )
-from genmeasures.constraints import AtLeast, Interval, NonNegative, Positive, Strict
+from genmeasures.constraints import AtLeast, Interval, NonNegative, OneOf, Positive, Strict
 from genmeasures.errors import OptionError
 
 
@@ -166,3 +167,18 @@ def test_function_arguments_are_checked_on_every_call() -> None:
         build(0)
     with pytest.raises(OptionError, match=r"^builder 'b': mode must be one of a\|b, got 'c'$"):
         build(mode="c")
+
+
+def test_one_of_reads_its_choices_when_a_value_is_checked() -> None:
+    """A registry's names as choices: a name added after the annotation was written is
+    valid, case is ignored (unless Strict), and a refusal lists the names of that moment."""
+    names = ["hessian", "ggn"]
+    annotation = Annotated[str, OneOf(lambda: names), "the matrix"]
+    assert coerce("GGN", annotation) == "ggn"
+    with pytest.raises(TypeMismatch, match=r"must be one of hessian\|ggn"):
+        coerce("fisher", annotation)
+    names.append("fisher")
+    assert coerce("fisher", annotation) == "fisher"
+    assert describe_type(annotation) == "one of hessian|ggn|fisher"
+    with pytest.raises(TypeMismatch):
+        coerce("FISHER", Annotated[str, OneOf(lambda: names), Strict()])

@@ -1,5 +1,8 @@
-"""Checkpoints: the safetensors + JSON format, safe readers for PyTorch files, run directories."""
+"""Checkpoints: the safetensors + JSON format, safe readers for PyTorch files, run directories,
+finding what to score from user paths, and pretrained weights loaded into a new model."""
 
+from genmeasures.checkpoints.backbone import load_backbone
+from genmeasures.checkpoints.discovery import FoundCheckpoint, find_checkpoints
 from genmeasures.checkpoints.format import (
     Checkpoint,
     CheckpointMeta,
@@ -27,15 +30,18 @@ from genmeasures.checkpoints.validate import (
 __all__ = [
     "Checkpoint",
     "CheckpointMeta",
+    "FoundCheckpoint",
     "ModelSpec",
     "RunFiles",
     "RunWriter",
     "check_finite",
     "check_matches_init",
     "describe_difference",
+    "find_checkpoints",
     "find_run_files",
     "flatten_config",
     "is_run_dir",
+    "load_backbone",
     "load_checkpoint",
     "metrics_table",
     "read_metrics",

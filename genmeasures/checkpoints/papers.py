@@ -42,7 +42,17 @@ ARCH_NAMES = {
     "ViTB16": "vit_b_16",
     **{name: name for name in ("resnet18", "resnet34", "resnet50", "resnet101", "vit_b_16")},
 }
-_HEADS = {"resnet": "fc.", "vit": "heads.head."}
+# The registered model each family's files are read into (its head names the file's head).
+_FAMILY_MODEL = {"resnet": "resnet18", "vit": "vit_b_16"}
+
+
+def _head_prefix(family: str) -> str:
+    """``fc.`` / ``heads.head.``: the head of the family's registered architecture."""
+    from genmeasures.models import registered_architecture
+
+    architecture = registered_architecture(_FAMILY_MODEL[family])
+    assert architecture is not None
+    return architecture.head + "."
 
 
 def is_wrapped(state: Mapping[str, torch.Tensor]) -> bool:
@@ -91,7 +101,7 @@ def _family(state: Mapping[str, torch.Tensor]) -> str | None:
 def _torchvision_names(state: Mapping[str, torch.Tensor], family: str) -> dict[str, torch.Tensor]:
     if not is_wrapped(state):
         return dict(state)
-    head = _HEADS[family]
+    head = _head_prefix(family)
     return {
         (head + k.removeprefix(HEAD_PREFIX))
         if k.startswith(HEAD_PREFIX)
@@ -101,7 +111,7 @@ def _torchvision_names(state: Mapping[str, torch.Tensor], family: str) -> dict[s
 
 
 def _infer(state: Mapping[str, torch.Tensor], family: str) -> ModelSpec | None:
-    head = state.get(_HEADS[family] + "weight")
+    head = state.get(_head_prefix(family) + "weight")
     if head is None or head.ndim != 2:
         return None
     kwargs: dict[str, Any] = {"num_classes": int(head.shape[0])}

@@ -102,9 +102,7 @@ def command(
     """
     from genmeasures._io import check_output_dir
     from genmeasures.correlation import correlate
-    from genmeasures.correlation.tables import is_long
-    from genmeasures.scoring import read_table, write_table
-    from genmeasures.scoring.tables import check_table_path
+    from genmeasures.tables import check_table_path, is_long, read_table, write_table
 
     if out is not None:
         check_table_path(out)

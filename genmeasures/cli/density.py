@@ -37,14 +37,15 @@ def command(table_path: Path, out: Path | None, plot_stem: Path | None, measure:
     """
     from genmeasures.measures.density import density_table
     from genmeasures.plots.density import spectral_density
-    from genmeasures.scoring.tables import check_table_path, read_table, write_table
+    from genmeasures.tables import check_table_path, read_table, whole_model_rows, write_table
 
     if out is not None:
         check_table_path(out)
     table = read_table(table_path)
     tidy = density_table(table, measure)
     keys = [c for c in ("checkpoint", "options") if c in tidy.columns]
-    whole = table[(table["measure"] == measure) & (table["layer"].fillna("") == "")]
+    whole = whole_model_rows(table)
+    whole = whole[whole["measure"] == measure]
     for _, row in whole.iterrows():
         name = Path(str(row.get("checkpoint", ""))).name
         click.echo(f"{name}  negative mass {row['value']:.4g}")

@@ -112,8 +112,8 @@ def command(
     """
     from genmeasures._specs import parse_model_spec
     from genmeasures.checkpoints import ModelSpec
-    from genmeasures.scoring import score_checkpoints, write_table
-    from genmeasures.scoring.tables import check_table_path
+    from genmeasures.scoring import score_checkpoints
+    from genmeasures.tables import check_table_path, write_table
 
     if out is not None:  # refused now, not after all the scoring
         check_table_path(out)
@@ -153,7 +153,9 @@ def command(
 
 
 def _print_summary(table) -> None:
-    whole = table[table["layer"] == ""]
+    from genmeasures.tables import whole_model_rows
+
+    whole = whole_model_rows(table)
     shown = whole[["checkpoint", "epoch", "measure", "value", "stderr"]].copy()
     shown["checkpoint"] = shown["checkpoint"].map(lambda p: Path(p).name)
     click.echo(shown.to_string(index=False, float_format=lambda v: f"{v:.6g}"))

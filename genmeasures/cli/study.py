@@ -30,7 +30,7 @@ import click
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def command(out: Path, jobs: int, seeds: int | None, quiet: bool) -> None:
-    """Pretrain -> fine-tune sweep -> score every measure -> correlate -> report.
+    """Pretrain -> fine-tune sweep -> score the measures -> correlate -> report.
 
     Runs the default study on scikit-learn's digits (no download): pretrain a CNN on digits
     0-4, fine-tune on 5-9 with erm, constraint (3 radii), l2sp, regsl, robust, nso and sam,

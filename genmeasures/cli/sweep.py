@@ -14,7 +14,7 @@ import click
     "config_path",
     type=click.Path(path_type=Path),
     required=True,
-    help="Sweep file: a base config, [grid] and [sweep] (see the README).",
+    help="Sweep file: a base config, [grid] and [sweep] (see docs/cli.md).",
 )
 @click.option("--out", type=click.Path(path_type=Path), help="Overrides sweep.out.")
 @click.option("--jobs", type=click.IntRange(min=1), help="Parallel processes (sweep.jobs).")

@@ -9,37 +9,21 @@ import pandas as pd
 
 from genmeasures.correlation._common import as_list
 from genmeasures.errors import DataError
-
-#: Columns of the long table that belong to one measure result, not to the checkpoint.
-RESULT_COLUMNS = (
-    "measure",
-    "options",
-    "layer",
-    "value",
-    "stderr",
-    "n_samples",
-    "seed",
-    "seconds",
-    "n_matvecs",
+from genmeasures.tables.schema import (
+    ID_COLUMNS,
+    SEED_COLUMNS,
+    check_long_table,
+    is_long,
+    result_column_names,
+    whole_model_rows,
+    wide_column_name,
 )
-#: Columns that identify a checkpoint but are never hyperparameter axes.
-ID_COLUMNS = ("checkpoint", "run", "epoch", "tag", "seed", "tensor_order", "init_head")
+
+__all__ = ["hyperparameter_axes", "is_long", "whole_model_rows", "wide_table"]
+
 _METRIC = re.compile(
     r"^(train|test|val|valid|validation|gap|recorded)_|_(loss|acc|accuracy|error|err)$"
 )
-
-
-def is_long(table: pd.DataFrame) -> bool:
-    """Whether ``table`` is the long table ``genmeasures score`` writes."""
-    return {"checkpoint", "measure", "value"} <= set(table.columns)
-
-
-def whole_model_rows(long_table: pd.DataFrame) -> pd.DataFrame:
-    """The rows of a long table with an empty ``layer`` (read back from CSV, empty is NaN)."""
-    if "layer" not in long_table.columns:
-        return long_table
-    layer = long_table["layer"]
-    return long_table[layer.isna() | (layer.astype(str) == "")]
 
 
 def wide_table(
@@ -51,19 +35,17 @@ def wide_table(
     ``options`` strings gets one column per options string, named ``measure[options]``;
     otherwise the column is the measure's name (sub-quantities keep theirs, e.g.
     ``distance_bound.log10_value``). Every per-checkpoint column is kept (``run``, ``epoch``,
-    ``n_train``, the metrics and gaps, the run's hyperparameters); the per-result columns
-    (``options``, ``stderr``, ``seconds``, ...) are not, except ``seed`` where it is set and
-    constant within every checkpoint. Checkpoints keep their order of first appearance; seeds and
-    epochs are left as they are (no averaging).
+    ``n_train``, the metrics and gaps, the run's hyperparameters); the per-result columns of
+    :mod:`genmeasures.tables.schema` (``options``, ``stderr``, ``seconds``, ...) are not,
+    except the seed columns (``score_seed``, and ``seed`` as older tables name it) where set
+    and constant within every checkpoint. Checkpoints keep their order of first appearance;
+    seeds and epochs are left as they are (no averaging).
 
     ``measures`` selects measures by name (``distance_from_init`` selects all its options)
     or by column name (``distance_from_init[norm=mars]``). The measure columns are recorded in
     ``result.attrs["measures"]`` for :func:`~genmeasures.correlation.correlate`.
     """
-    if not is_long(long_table):
-        raise DataError(
-            "not a long score table: it needs the columns checkpoint, measure and value"
-        )
+    check_long_table(long_table)
     whole = whole_model_rows(long_table)
     if whole.empty:
         raise DataError("the score table has no whole-model rows (every row names a layer)")
@@ -71,16 +53,7 @@ def wide_table(
         options=whole["options"].fillna("").astype(str) if "options" in whole else "",
         measure=whole["measure"].astype(str),
     )
-    values = pd.to_numeric(whole["value"], errors="coerce")
-    text = whole["value"].astype(str).str.strip()
-    bad = values.isna() & whole["value"].notna() & ~text.str.lower().isin(["", "nan", "none"])
-    if bad.any():
-        row = whole[bad].iloc[0]
-        raise DataError(
-            f"the value {row['value']!r} of measure {row['measure']!r} for checkpoint "
-            f"{row['checkpoint']} is not a number ({int(bad.sum())} such cell(s))"
-        )
-    whole = whole.assign(value=values)
+    whole = whole.assign(value=pd.to_numeric(whole["value"], errors="coerce"))
     names = _column_names(whole)
     whole = whole.assign(_column=names)
     wanted = as_list(measures)
@@ -97,13 +70,14 @@ def wide_table(
         )
     values = whole.pivot(index="checkpoint", columns="_column", values="value")
 
-    per_checkpoint = [c for c in long_table.columns if c not in RESULT_COLUMNS]
+    per_result = set(result_column_names(long_table))
+    per_checkpoint = [c for c in long_table.columns if c not in per_result]
     source = long_table.drop_duplicates("checkpoint")
     info = source[per_checkpoint].set_index("checkpoint", drop=False)
-    if "seed" in long_table.columns:
-        seeds = long_table.groupby("checkpoint", sort=False)["seed"].nunique(dropna=False)
-        if (seeds <= 1).all() and long_table["seed"].notna().any():
-            info = info.assign(seed=source.set_index("checkpoint")["seed"])
+    for seed in [c for c in SEED_COLUMNS if c in long_table.columns]:
+        seeds = long_table.groupby("checkpoint", sort=False)[seed].nunique(dropna=False)
+        if (seeds <= 1).all() and long_table[seed].notna().any():
+            info = info.assign(**{seed: source.set_index("checkpoint")[seed]})
     clash = sorted(set(columns) & set(info.columns))
     if clash:
         raise DataError(f"measure {clash[0]!r} has the name of a checkpoint column")
@@ -117,8 +91,11 @@ def wide_table(
 def _column_names(whole: pd.DataFrame) -> pd.Series:
     n_options = whole.groupby("measure")["options"].nunique()
     several = whole["measure"].map(n_options) > 1
-    bracketed = whole["measure"] + "[" + whole["options"] + "]"
-    return bracketed.where(several, whole["measure"])
+    names = [
+        wide_column_name(measure, options, bool(many))
+        for measure, options, many in zip(whole["measure"], whole["options"], several, strict=True)
+    ]
+    return pd.Series(names, index=whole.index, dtype=object)
 
 
 def _select(whole: pd.DataFrame, wanted: list[str]) -> pd.Series:

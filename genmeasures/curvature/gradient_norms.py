@@ -118,17 +118,15 @@ class LinearRule(NormRule):
         return _affine_norms(module, features, grads)
 
 
-def _symmetric_padding(module: nn.Module) -> tuple[int, ...] | None:
+def _symmetric_padding(module: nn.modules.conv._ConvNd) -> tuple[int, ...] | None:
     """The convolution's padding per side, or None when it is not the same on both sides."""
-    padding = module.padding  # type: ignore[attr-defined]
+    padding = module.padding
     if padding == "valid":
-        return (0,) * len(module.kernel_size)  # type: ignore[attr-defined]
+        return (0,) * len(module.kernel_size)
     if padding == "same":
-        totals = [
-            d * (k - 1)
-            for d, k in zip(module.dilation, module.kernel_size, strict=True)  # type: ignore[attr-defined]
-        ]
+        totals = [d * (k - 1) for d, k in zip(module.dilation, module.kernel_size, strict=True)]
         return None if any(t % 2 for t in totals) else tuple(t // 2 for t in totals)
+    assert not isinstance(padding, str), padding  # torch accepts only "valid" and "same"
     return tuple(padding)
 
 
@@ -299,7 +297,7 @@ def signed_norm_sums(
     if lost:
         raise CoverageLost(lost)
     entries = list(hooked.values())
-    outputs = [e.output for e in entries]
+    outputs = [e.output for e in entries if e.output is not None]  # all: none was lost
     sums = {index: torch.zeros((), dtype=torch.float64) for index in covered}
     columns = cotangents.shape[2]
     for k in range(columns):

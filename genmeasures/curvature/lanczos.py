@@ -88,7 +88,10 @@ def lanczos_eigenvalues(
     size = 1
     alphas: list[float] = []
     betas: list[float] = []
-    values, errors, value_errors, converged = [], [], [], False
+    values: list[float] = []
+    errors: list[float] = []
+    value_errors: list[float] = []
+    converged = False
     eps = torch.finfo(q.dtype).eps
     monitor = _Semiorthogonality(eps)
     # On a large model every temporary of the parameter count costs a fresh allocation (page

@@ -83,7 +83,7 @@ class CurvatureOperator(ABC):
         vectors = [tuple(v) for v in vectors]
         totals: list[Vector] | None = None
         for inputs, targets in self.batches:
-            parts = self._batch_matmat(inputs, targets, vectors)
+            parts = self._batch_matmat(inputs, targets, [tuple(v) for v in vectors])
             totals = (
                 parts if totals is None else [add(t, p) for t, p in zip(totals, parts, strict=True)]
             )
@@ -172,7 +172,8 @@ def make_operator(
     """The registered ``curvature`` operator; ``products`` applies where it has methods."""
     operator_class = CURVATURES.get(curvature)
     if operator_class.takes_products:
-        return operator_class(model, names, batches, loss, products=products, check=check)
+        # (takes_products: the subclass's __init__ has the keyword, the base's has not)
+        return operator_class(model, names, batches, loss, products=products, check=check)  # type: ignore[call-arg]
     return operator_class(model, names, batches, loss, check=check)
 
 

@@ -8,7 +8,8 @@ For each sample j of a batch, with l_j(W) = l(x_j, y_j; W):
 * :func:`bilinear_ggn`: (J_j a)^T H_out,j (J_j b), the Gauss-Newton form (PSD for a convex
   loss): J_j the Jacobian of the outputs, H_out,j the Hessian of the loss in the outputs.
 * :func:`positive_part_form`: v^T H_j^+ v with H_j^+ = U max(D, 0) U^T the positive part of
-  the sample's Hessian, by Lanczos quadrature started from v (exact for small blocks).
+  the sample's Hessian: from the block itself for small blocks, else by Lanczos quadrature
+  started from v.
 
 When the model does not support forward-mode AD, the first falls back to double backward one
 sample at a time (slower, same numbers) and warns.
@@ -16,6 +17,7 @@ sample at a time (slower, same numbers) and warns.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import torch
@@ -61,7 +63,9 @@ def _bilinear_by_double_backward(fmodel, inputs, targets, a: Vector, b: Vector) 
         with torch.enable_grad():
             loss = fmodel.sample_losses(params, inputs[j : j + 1], targets[j : j + 1])[0]
             gradients = torch.autograd.grad(loss, params, create_graph=True)
-            directional = sum((g * t).sum() for g, t in zip(gradients, a, strict=True))
+            directional = torch.stack(
+                [(g * t).sum() for g, t in zip(gradients, a, strict=True)]
+            ).sum()
             second = torch.autograd.grad(directional, params, allow_unused=True)
         values.append(sum((s * t).sum() for s, t in zip(second, b, strict=True) if s is not None))
     return torch.stack([torch.as_tensor(v, dtype=inputs.dtype) for v in values]).detach()
@@ -79,7 +83,7 @@ def bilinear_ggn(
     def outputs_of(params):
         return fmodel.outputs(params, inputs)
 
-    outputs, ja = jvp(outputs_of, (fmodel.params,), (tuple(a),))
+    outputs, ja = jvp(outputs_of, (fmodel.params,), (tuple(a),))[:2]
     jb = ja if a is b else jvp(outputs_of, (fmodel.params,), (tuple(b),))[1]
 
     def total_loss(out):
@@ -101,25 +105,30 @@ def positive_part_form(
     """v^T H_j^+ v for every sample j (H_j over ``fmodel``'s parameters), and the number of
     per-sample Hessian-vector products spent.
 
-    Lanczos quadrature started from v, with full reorthogonalization. For blocks of at most
-    ``exact_max_dim`` parameters it runs to the block's dimension, where it is exact (the
-    tridiagonal matrix is then the block itself in an orthonormal basis); larger blocks get
-    ``steps`` steps. Every sample stops early when its Krylov space becomes invariant: for
-    ReLU networks a single layer's per-sample block equals its Gauss-Newton block, of rank at
-    most the number of classes minus one, so this takes a handful of steps.
+    Blocks of at most ``exact_max_dim`` parameters are exact: every sample's block H_j is
+    formed from ``dim`` Hessian-vector products (all samples and unit vectors in a few
+    vmapped passes) and v^T H_j^+ v = sum_k max(lambda_k, 0) (u_k^T v)^2 from its
+    eigendecomposition. Larger blocks get ``steps`` steps of Lanczos quadrature started from
+    v, with full reorthogonalization; every sample stops early when its Krylov space becomes
+    invariant (for ReLU networks a single layer's per-sample block equals its Gauss-Newton
+    block, of rank at most the number of classes minus one: a handful of steps).
     """
     flat_w = flatten(fmodel.params)
+    flat_v = flatten(direction)
     dim = flat_w.numel()
-    steps = dim if dim <= exact_max_dim else min(steps, dim)
     per_sample_hvp = _per_sample_hvp(fmodel, flat_w)
+    if dim <= exact_max_dim:
+        exact = _exact_positive_part(fmodel, flat_w, inputs, targets, flat_v)
+        if exact is not None:
+            return exact, dim * len(targets)
+    steps = min(steps, dim)
     bytes_per_row = dim * flat_w.element_size() * (steps + 4)
     chunk = max(1, _MEMORY // bytes_per_row)
-    flat_v = flatten(direction)
     values, spent = [], 0
     for start in range(0, len(targets), chunk):
         x, y = inputs[start : start + chunk], targets[start : start + chunk]
         result = lanczos_quadrature(
-            lambda rows, x=x, y=y: per_sample_hvp(x, y, rows),
+            functools.partial(per_sample_hvp, x, y),
             flat_v.expand(len(y), -1).clone(),
             positive_part,
             steps,
@@ -127,6 +136,45 @@ def positive_part_form(
         values.append(result.values)
         spent += result.n_matvecs * len(y)
     return torch.cat(values), spent
+
+
+def _exact_positive_part(
+    fmodel: FunctionalModel,
+    flat_w: torch.Tensor,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    flat_v: torch.Tensor,
+) -> torch.Tensor | None:
+    """v^T H_j^+ v from each sample's whole block H_j (vmapped over samples and unit vectors,
+    in chunks of at most ``_MEMORY`` bytes of rows), or None where torch.func cannot batch
+    the model (the caller's Lanczos route then falls back on its own)."""
+    dim = flat_w.numel()
+    loss = _sample_loss_of_flat(fmodel)
+
+    def hvp(x, y, vector):
+        return jvp(lambda w: grad(loss)(w, x, y), (flat_w,), (vector,))[1]
+
+    # The unit vectors share each sample's forward pass (inner vmap, x unbatched).
+    block_of = vmap(vmap(hvp, in_dims=(None, None, 0)), in_dims=(0, 0, None))
+    units = torch.eye(dim, dtype=flat_w.dtype, device=flat_w.device)
+    rows = max(1, _MEMORY // (dim * flat_w.element_size() * (dim + 4)))
+    columns = min(dim, rows)
+    samples = max(1, rows // columns)
+    values = []
+    try:
+        for start in range(0, len(targets), samples):
+            x, y = inputs[start : start + samples], targets[start : start + samples]
+            block = torch.cat(
+                [block_of(x, y, units[k : k + columns]) for k in range(0, dim, columns)], dim=1
+            ).double()
+            eigenvalues, eigenvectors = torch.linalg.eigh((block + block.transpose(1, 2)) / 2)
+            along = eigenvectors.transpose(1, 2) @ flat_v.double()
+            values.append((eigenvalues.clamp_min(0) * along**2).sum(dim=1))
+    except (NotImplementedError, RuntimeError) as exc:
+        if not is_transform_gap(exc):
+            raise
+        return None
+    return torch.cat(values)
 
 
 def _per_sample_hvp(fmodel: FunctionalModel, flat_w: torch.Tensor):

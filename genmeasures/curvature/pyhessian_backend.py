@@ -1,3 +1,5 @@
+# mypy: disable-error-code="assignment,arg-type"
+# (PyHessian's own code, adapted: kept as close to the original as its fixes allow.)
 """PyHessian's own estimators, adapted to run on current torch.
 
 Users who report numbers from PyHessian (Yao et al., 2020; package ``pyhessian`` 0.1) can

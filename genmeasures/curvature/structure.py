@@ -209,9 +209,11 @@ def _second_directional(
         return fmodel.outputs(moved, inputs)
 
     def first_derivative(block: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return jvp(along, (block,), (u,))
+        pair = jvp(along, (block,), (u,))
+        return pair[0], pair[1]
 
     # (Not under no_grad: some modules, nn.MultiheadAttention among them, take a fused fast
     # path without gradients that drops forward-mode tangents.)
-    (outputs, first), (_, second) = jvp(first_derivative, (params[index],), (u,))
+    primal, tangent = jvp(first_derivative, (params[index],), (u,))[:2]
+    (outputs, first), second = primal, tangent[1]
     return outputs.detach(), first.detach(), second.detach()

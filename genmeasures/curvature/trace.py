@@ -25,8 +25,14 @@ from genmeasures.curvature.vectors import (
 
 
 class Operator(Protocol):
-    params: Vector
-    n_matvecs: int
+    """What the estimators need of a curvature operator: its parameters (the probes' shape),
+    its product count, and products with a batch of vectors."""
+
+    @property
+    def params(self) -> Vector: ...
+
+    @property
+    def n_matvecs(self) -> int: ...
 
     def matmat(self, vectors: Sequence[Sequence[torch.Tensor]]) -> list[Vector]: ...
 

@@ -4,6 +4,7 @@ config = load_config("ft.toml", ["algorithm.name=constraint", "algorithm.distanc
 finetune(config, "runs/constraint")          # resumable; then `genmeasures score`
 """
 
+from genmeasures.checkpoints.backbone import load_backbone
 from genmeasures.finetune.algorithm import (
     ALGORITHMS,
     Algorithm,
@@ -13,7 +14,7 @@ from genmeasures.finetune.algorithm import (
 )
 from genmeasures.finetune.config import FinetuneConfig, config_from_mapping, load_config
 from genmeasures.finetune.example import example_run
-from genmeasures.finetune.run import finetune, load_backbone, pretrain
+from genmeasures.finetune.run import finetune, pretrain
 
 __all__ = [
     "ALGORITHMS",

@@ -1,15 +1,14 @@
 """Blocks and depth of a network's parameters: what freezing and depth-scaled radii act on.
 
-Blocks, in network order and without the classification head:
-
-* ResNets: the stem (conv1, bn1), then every residual block (layer1.0, layer1.1, ...).
-* Other models: the top-level children that hold parameters, with plain containers
-  (nn.Sequential, nn.ModuleList) opened one level, and parameters owned directly by the root
-  (e.g. a ViT's class token) in a block of their own, first.
-
-Depth ("stage") scales the radii of layer-wise constraints and L2-SP penalties: for a ResNet,
-0 for the stem and stages 1-2, 1 for stage 3, 2 for stage 4 (so radii are D, D, D*gamma,
-D*gamma^2, as published); for other models, the block's index.
+Both come from the model's architecture adapter (:func:`genmeasures.models.architecture_of`):
+its blocks, in network order and without the classification head, and its stage rule. For the
+built-in ResNets the blocks are the stem (conv1, bn1), then every residual block (layer1.0,
+layer1.1, ...), and the depth ("stage") that scales the radii of layer-wise constraints and
+L2-SP penalties is 0 for the stem and stages 1-2, 1 for stage 3 and 2 for stage 4 (so radii
+are D, D, D*gamma, D*gamma^2, as published). For the other built-in models and for models
+that declare no architecture, the blocks are the top-level children that hold parameters
+(plain containers opened one level, parameters owned by the root first) and a parameter's
+depth is its block's index.
 """
 
 from __future__ import annotations
@@ -18,40 +17,20 @@ from collections.abc import Callable
 
 from torch import nn
 
-_CONTAINERS = (nn.Sequential, nn.ModuleList)
+from genmeasures.errors import OptionError
+from genmeasures.models.architecture import architecture_of
 
 
-def is_resnet(model: nn.Module) -> bool:
-    return all(hasattr(model, f"layer{i}") for i in range(1, 5)) and hasattr(model, "conv1")
+def parameter_blocks(model: nn.Module, head: str | None = None) -> list[list[str]]:
+    """Ordered blocks of parameter names, the head's parameters excluded.
 
-
-def parameter_blocks(model: nn.Module, head: str) -> list[list[str]]:
-    """Ordered blocks of parameter names, the head (module name ``head``) excluded."""
-    head_prefix = head + "."
-    if is_resnet(model):
-        groups = [["conv1", "bn1"]] + [
-            [f"layer{i}.{j}"] for i in range(1, 5) for j in range(len(getattr(model, f"layer{i}")))
-        ]
-    else:
-        groups = []
-        own = [n for n, _ in model.named_parameters(recurse=False)]
-        if own:
-            groups.append(own)
-        for name, child in model.named_children():
-            if not any(True for _ in child.parameters()):
-                continue
-            inner = [
-                (f"{name}.{n}", c)
-                for n, c in child.named_children()
-                if any(True for _ in c.parameters())
-            ]
-            if isinstance(child, _CONTAINERS) and len(inner) > 1:
-                groups.extend([[sub] for sub, _ in inner])
-            else:
-                groups.append([name])
+    ``head`` (a module name) defaults to the architecture's head.
+    """
+    architecture = architecture_of(model)
+    head_prefix = (architecture.head if head is None else head) + "."
     names = [n for n, _ in model.named_parameters()]
     blocks = []
-    for prefixes in groups:
+    for prefixes in architecture.blocks(model):
         members = [
             n
             for n in names
@@ -63,23 +42,21 @@ def parameter_blocks(model: nn.Module, head: str) -> list[list[str]]:
     return blocks
 
 
-def stage_function(model: nn.Module, head: str) -> Callable[[str], int]:
-    """name -> depth index used by depth-scaled radii and penalties (see module docstring)."""
-    if is_resnet(model):
+def stage_function(model: nn.Module, head: str | None = None) -> Callable[[str], int]:
+    """name -> depth index used by depth-scaled radii and penalties (see module docstring).
 
-        def resnet_stage(name: str) -> int:
-            for stage, depth in (("layer3", 1), ("layer4", 2)):
-                if name.startswith(stage + "."):
-                    return depth
-            return 0
-
-        return resnet_stage
+    Without a stage rule in the architecture, a parameter's depth is the index of its block
+    and the head's (or any parameter outside the blocks) that of the last block.
+    """
+    architecture = architecture_of(model)
+    if architecture.stage is not None:
+        return architecture.stage
     index = {n: i for i, block in enumerate(parameter_blocks(model, head)) for n in block}
     last = max(index.values(), default=0)
     return lambda name: index.get(name, last)
 
 
-def freeze_first_blocks(model: nn.Module, head: str, count: int) -> list[str]:
+def freeze_first_blocks(model: nn.Module, head: str | None, count: int) -> list[str]:
     """Turn off gradients of the first ``count`` blocks; return the frozen parameter names.
 
     Normalization layers inside frozen blocks are kept in eval mode during training by the
@@ -87,8 +64,6 @@ def freeze_first_blocks(model: nn.Module, head: str, count: int) -> list[str]:
     """
     blocks = parameter_blocks(model, head)
     if count > len(blocks):
-        from genmeasures.errors import OptionError
-
         raise OptionError(f"train.freeze={count} but the model has only {len(blocks)} blocks")
     frozen = [name for block in blocks[:count] for name in block]
     parameters = dict(model.named_parameters())

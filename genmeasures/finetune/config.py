@@ -30,6 +30,7 @@ error whose one-line message names the dotted key (``config: train.lr must be >=
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import os
@@ -223,3 +224,39 @@ def build_section(cls: type, values: Mapping[str, Any], prefix: str) -> Any:
 def coerce_key(value: Any, annotation: Any, key: str) -> Any:
     """``value`` of the dotted config ``key`` checked against ``annotation`` (one wording)."""
     return check_option(value, annotation, where=CONFIG, name=key)
+
+
+def config_difference(saved: Mapping[str, Any], config: FinetuneConfig) -> str | None:
+    """The first dotted key (in sorted order) where ``saved`` differs from ``config``, or None.
+
+    ``saved`` is a config as a run directory recorded it (``run.json``'s ``config``). Keys
+    added to the config since it was written count as their defaults, so a run from an
+    earlier version is still the same run; ``train.epochs`` is ignored, since a rerun may
+    train a run for more epochs. A saved config that no longer validates is compared as it
+    is, and its differing key is reported (``"config"`` when the difference is not in a
+    section, such as a section that is not a mapping).
+    """
+    old, new = _with_defaults(saved), config.to_json()
+    for values in (old, new):
+        train = values.get("train")
+        if isinstance(train, dict):
+            train.pop("epochs", None)
+    return None if old == new else _first_difference(old, new)
+
+
+def _with_defaults(saved: Mapping[str, Any]) -> dict[str, Any]:
+    """A saved config with the keys added since it was written set to their defaults; as
+    saved if it no longer validates (its differing key is then reported)."""
+    try:
+        return config_from_mapping(saved).to_json()
+    except OptionError:
+        return copy.deepcopy(dict(saved))
+
+
+def _first_difference(old: Any, new: Any, prefix: str = "") -> str:
+    """The first dotted key below ``prefix`` where two nested mappings differ."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new)):
+            if old.get(key) != new.get(key):
+                return _first_difference(old.get(key), new.get(key), f"{prefix}{key}.")
+    return prefix.rstrip(".") or "config"

@@ -10,7 +10,6 @@ rerunning the same config resumes after the last finished epoch; a finished run 
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import shutil
@@ -32,9 +31,9 @@ from genmeasures.checkpoints import (
     CheckpointMeta,
     ModelSpec,
     RunWriter,
-    check_finite,
     load_checkpoint,
 )
+from genmeasures.checkpoints.backbone import backbone_tensors, load_backbone
 from genmeasures.checkpoints.format import load_torch_file
 from genmeasures.checkpoints.run import LOCK_FILE, read_run_info, run_lock
 from genmeasures.data import (
@@ -47,9 +46,9 @@ from genmeasures.data import (
 from genmeasures.errors import CheckpointError, OptionError, one_line
 from genmeasures.finetune.algorithm import Algorithm, TrainState, build_options, get_algorithm
 from genmeasures.finetune.blocks import freeze_first_blocks, frozen_modules, stage_function
-from genmeasures.finetune.config import FinetuneConfig, config_from_mapping
+from genmeasures.finetune.config import FinetuneConfig, config_difference
 from genmeasures.finetune.trainer import TrainingData, epoch_seed, evaluate, train_one_epoch
-from genmeasures.models import build_model, head_name
+from genmeasures.models import architecture_of, build_model
 
 RUN_FORMAT = "genmeasures.run/1"
 # Bumped when the same config and seed would train different numbers (a new noise stream,
@@ -71,7 +70,7 @@ class _Data:
 def run_is_finished(info: dict, config: FinetuneConfig) -> bool:
     """A run is finished when it trained all its epochs or early stopping ended it, with this
     config (a directory holding another config is not: training it raises a clear error)."""
-    if _config_difference(info, config) is not None:
+    if _difference_from_run(info, config) is not None:
         return False
     return bool(info.get("complete")) and (
         bool(info.get("stopped_early")) or info.get("epochs_done", 0) >= config.train.epochs
@@ -112,7 +111,7 @@ def _finetune(config: FinetuneConfig, out: Path, info: dict, progress: bool) -> 
     device = resolve_device(config.train.device)
     data = _load_data(config)
     model, spec = _build_model(config, data.train.num_classes, device)
-    head = head_name(model)
+    head = architecture_of(model).head
     frozen = freeze_first_blocks(model, head, config.train.freeze)
     state = TrainState(
         model=model,
@@ -419,43 +418,6 @@ def _build_model(
     return model.to(device), ModelSpec(config.model.name, kwargs)
 
 
-def load_backbone(model: nn.Module, path: str | Path) -> list[str]:
-    """Load pretrained weights into every tensor but the classification head.
-
-    The head keeps its fresh initialization (its shape usually differs: a new task). Any
-    other missing, unexpected or mis-shaped tensor is an error naming it, and so is a NaN or
-    infinite value anywhere in the file. Returns the names of the head tensors that were left
-    as initialized.
-    """
-    backbone, skipped = _backbone_tensors(model, load_checkpoint(path).state, path)
-    model.load_state_dict(backbone, strict=False)
-    return skipped
-
-
-def _backbone_tensors(
-    model: nn.Module, pretrained: Mapping[str, torch.Tensor], path: str | Path
-) -> tuple[dict[str, torch.Tensor], list[str]]:
-    """The pretrained tensors to load into ``model`` (all but its head), checked."""
-    check_finite(pretrained, f"pretrained weights {path}")
-    head_prefix = head_name(model) + "."
-    own = model.state_dict()
-    skipped = [n for n in own if n.startswith(head_prefix)]
-    missing = [n for n in own if n not in pretrained and n not in skipped]
-    unexpected = [n for n in pretrained if n not in own and not n.startswith(head_prefix)]
-    if missing or unexpected:
-        what = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
-        raise CheckpointError(f"pretrained weights {path} do not fit the model: {what}")
-    for name in own:
-        if name in skipped:
-            continue
-        if tuple(pretrained[name].shape) != tuple(own[name].shape):
-            raise CheckpointError(
-                f"pretrained weights {path}: {name!r} has shape {tuple(pretrained[name].shape)},"
-                f" the model has {tuple(own[name].shape)}"
-            )
-    return {n: pretrained[n] for n in own if n not in skipped}, skipped
-
-
 def check_runnable(config: FinetuneConfig, memo: dict[Any, Any] | None = None) -> None:
     """Check everything a run checks before its first step, without training: the datasets
     load and agree, the model builds (on the meta device: no memory), the pretrained file
@@ -474,8 +436,8 @@ def check_runnable(config: FinetuneConfig, memo: dict[Any, Any] | None = None) -
         file_key = ("pretrained", config.model.pretrained)
         if file_key not in memo:
             memo[file_key] = load_checkpoint(config.model.pretrained).state
-        _backbone_tensors(model, memo[file_key], config.model.pretrained)
-    freeze_first_blocks(model, head_name(model), config.train.freeze)
+        backbone_tensors(model, memo[file_key], config.model.pretrained)
+    freeze_first_blocks(model, architecture_of(model).head, config.train.freeze)
     if not any(p.requires_grad for p in model.parameters()):
         raise OptionError("every parameter is frozen: nothing to train (lower train.freeze)")
 
@@ -507,39 +469,17 @@ def _training_data(config: FinetuneConfig, dataset, device: torch.device) -> Tra
 
 def _check_same_run(info: Mapping[str, Any], config: FinetuneConfig, out: Path) -> None:
     """A run directory belongs to one config; only train.epochs may grow on a rerun."""
-    key = _config_difference(info, config)
+    key = _difference_from_run(info, config)
     if key is not None:
         raise OptionError(
             f"{out} holds a run with another config ({key} differs); use another --out"
         )
 
 
-def _config_difference(info: Mapping[str, Any], config: FinetuneConfig) -> str | None:
-    """The first dotted key where the run's saved config differs (train.epochs aside)."""
-    if not info or "config" not in info:
-        return None
-    old, new = _with_defaults(info["config"]), config.to_json()
-    old.get("train", {}).pop("epochs", None)
-    new.get("train", {}).pop("epochs", None)
-    return None if old == new else _first_difference(old, new)
-
-
-def _with_defaults(saved: Mapping[str, Any]) -> dict[str, Any]:
-    """A saved config with the keys added since it was written set to their defaults (so a
-    run from an earlier version still counts as the same run); as saved if it no longer
-    validates (its differing key is then reported)."""
-    try:
-        return config_from_mapping(saved).to_json()
-    except OptionError:
-        return copy.deepcopy(dict(saved))
-
-
-def _first_difference(old: Any, new: Any, prefix: str = "") -> str:
-    if isinstance(old, dict) and isinstance(new, dict):
-        for key in sorted(set(old) | set(new)):
-            if old.get(key) != new.get(key):
-                return _first_difference(old.get(key), new.get(key), f"{prefix}{key}.")
-    return prefix.rstrip(".") or "config"
+def _difference_from_run(info: Mapping[str, Any], config: FinetuneConfig) -> str | None:
+    """Where the config recorded in a run's ``run.json`` differs from ``config`` (None for a
+    new run, which records none yet)."""
+    return config_difference(info["config"], config) if "config" in info else None
 
 
 def _say(log, message: str) -> None:

@@ -47,8 +47,8 @@ def curvature_setup(ctx: MeasureContext, layers: LayerPattern) -> Iterator[Curva
 
     Inputs are cast to the model's floating dtype, so float64 models work on float32 data.
     """
-    names = select_layers(ctx.weights, layers)
     model = ctx.model
+    names = select_layers(ctx.weights, layers, model=model)
     dtype = next(model.parameters()).dtype
     batches = [
         (x.to(dtype) if x.is_floating_point() else x, y) for x, y in ctx.data.batches(ctx.device)

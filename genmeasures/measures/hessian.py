@@ -11,11 +11,11 @@ import math
 import statistics
 import warnings
 from dataclasses import replace
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 
-from genmeasures.constraints import NonNegative, Positive
+from genmeasures.constraints import NonNegative, OneOf, Positive
 from genmeasures.curvature.ggn import GGNOperator, ggn_block_traces
 from genmeasures.curvature.lanczos import lanczos_eigenvalues
 from genmeasures.curvature.operators import (
@@ -28,6 +28,7 @@ from genmeasures.curvature.operators import (
 from genmeasures.curvature.products import PRODUCT_METHODS
 from genmeasures.curvature.structure import probe_blocks
 from genmeasures.curvature.trace import (
+    Deflation,
     Difference,
     TraceEstimate,
     deflate,
@@ -46,13 +47,21 @@ from genmeasures.measures.results import LayerValue, MeasureResult
 
 CURVATURE_NEEDS = ("data", "model", "curvature")
 
+def _product_choices() -> tuple[str, ...]:
+    return ("auto", *PRODUCT_METHODS.names())
+
+
+# Choices read from the registries when a value is checked: a curvature or product method
+# registered after this module was imported is a valid choice.
 ProductsOption = Annotated[
-    Literal[("auto", *PRODUCT_METHODS.names())],  # type: ignore[misc]
+    str,
+    OneOf(_product_choices),
     "how Hessian-vector products are computed: double backward (autograd; auto), "
     "forward-over-reverse (func), torch.func.linearize (linearize)",
 ]
 CurvatureOption = Annotated[
-    Literal[tuple(CURVATURES.names())],  # type: ignore[misc]
+    str,
+    OneOf(CURVATURES.names),
     "the matrix: the Hessian H, or the Gauss-Newton matrix G (PSD for a convex loss)",
 ]
 Estimator = Literal["auto", "hutchinson", "hutchpp", "exact", "pyhessian"]
@@ -135,7 +144,9 @@ def _auto_trace(
     forward_mode = True
     with torch.no_grad():
         classes = int(fmodel.outputs(fmodel.params, batches[0][0][:1]).reshape(1, -1).shape[1])
-    if classes <= 2 * max_matvecs:
+    # The exact Gauss-Newton traces answer for G, and for H on affine blocks; any other
+    # registered curvature has no exact route: the estimators run on all of its blocks.
+    if curvature in ("hessian", "ggn") and classes <= 2 * max_matvecs:
         affine = set(names)
         if curvature == "hessian":
             structure = probe_blocks(fmodel, batches, seed=setup.ctx.seed)
@@ -161,14 +172,15 @@ def _auto_trace(
     choice["exact_route"] = float(bool(ggn))
     general = [n for n in names if n not in exact]
     estimated: dict[str, tuple[float, float]] = {}
-    stderr, samples, converged = 0.0, (), True
+    stderr, converged = 0.0, True
+    samples: tuple[float, ...] = ()
     if general:
         generator = setup.generator()
         op = make_operator(
             curvature, setup.model, general, batches, setup.ctx.loss, products=products
         )
         known = math.fsum(exact.values())
-        if curvature == "hessian":
+        if curvature != "ggn":  # (G's blocks are exact unless its exact route failed)
             est, chosen = _general_blocks_trace(
                 setup,
                 op,
@@ -258,7 +270,8 @@ def _general_blocks_trace(
                 for g, h, gg in zip(probes, h_products, g_products, strict=True)
             ]
             costs["control_variate"] = 2 * _spread(residual) ** 2
-    deflation, deflated = None, []
+    deflation: Deflation | None = None
+    deflated: list[list[float]] = []
     if 4 * count <= max_matvecs:
         deflation = deflate(hessian_op, h_products)
         fresh = [
@@ -271,29 +284,28 @@ def _general_blocks_trace(
     chosen = min(costs, key=lambda name: (costs[name], name))
     spent = sum(op.n_matvecs for op in operators)
     choice = {"control_variate": float(chosen == "control_variate")}
-    choice["deflation"] = float(deflation.n_matvecs if chosen == "deflation" else 0)
-    common = {"rtol": rtol, "generator": generator, "known_elsewhere": known}
+    choice["deflation"] = 0.0
+    run = functools.partial(hutchinson, rtol=rtol, generator=generator, known_elsewhere=known)
     if chosen == "control_variate":
         assert residual is not None and ggn_op is not None and ggn_traces is not None
-        est = hutchinson(
+        est = run(
             Difference(hessian_op, ggn_op),
             max_matvecs=max(count, max_matvecs // 2),
             initial=residual,
             offset=ggn_traces,
-            **common,
         )
     elif chosen == "deflation":
         assert deflation is not None
-        est = hutchinson(
+        choice["deflation"] = float(deflation.n_matvecs)
+        est = run(
             hessian_op,
             max_matvecs=max(count, max_matvecs - spent + count),
             initial=deflated,
             deflation=deflation,
             sunk=spent - count,
-            **common,
         )
     else:
-        est = hutchinson(hessian_op, max_matvecs=max_matvecs, initial=plain, **common)
+        est = run(hessian_op, max_matvecs=max_matvecs, initial=plain)
     return _counted(est, *operators), choice
 
 
@@ -323,7 +335,7 @@ def _reports_layer_set(function):
         with warnings.catch_warnings():  # (the measure itself already noted what it left out)
             warnings.simplefilter("ignore")
             layers = _layers_for(_uses_pyhessian(options), options["layers"])
-            names = select_layers(ctx.weights, layers)
+            names = select_layers(ctx.weights, layers, model=ctx.model)
         counts = {
             "n_layers": float(len(names)),
             "n_parameters": float(sum(ctx.weights[n].numel() for n in names)),
@@ -381,7 +393,7 @@ def hessian_trace(
     with curvature_setup(ctx, _layers_for(pyhessian, layers)) as setup:
         if pyhessian:
             return _pyhessian_trace(setup, rtol=rtol, max_matvecs=max_matvecs, reduce=reduce)
-        options = {
+        options: dict[str, Any] = {
             "estimator": estimator,
             "rtol": rtol,
             "max_matvecs": max_matvecs,
@@ -639,6 +651,7 @@ def pacbayes_trace_bound(
         )
         c = max_sample_loss(setup)
         trace_sum = math.fsum(worst)
+        assert ctx.n_train is not None  # in the measure's needs
         value = c * math.sqrt(max(trace_sum, 0.0) * squared_distance / ctx.n_train)
         return MeasureResult(
             value=value,

@@ -127,7 +127,8 @@ def layer_curvatures(
         )
         # The probe: per block two second-order passes over its first samples (one random
         # direction and v_i), each counted like one product per sample.
-        products += 2 * min(len(ctx.data), PROBE_SAMPLES) * len(structure)
+        samples = sum(len(targets) for _, targets in setup.batches)
+        products += 2 * min(samples, PROBE_SAMPLES) * len(structure)
         values = {name: _reduce(q, reduce, batch_size) for name, q in per_sample.items()}
         largest = (
             max_sample_loss(setup)
@@ -140,11 +141,13 @@ def layer_curvatures(
 
 def _displacements(setup: CurvatureSetup, head_reference: str) -> dict[str, torch.Tensor]:
     ctx = setup.ctx
+    assert ctx.init is not None  # layer_curvatures refuses a context without it
+    init = ctx.init
     head = _head_parameters(setup) if head_reference == "zero" else set()
     return {
         name: (
             ctx.weights[name].to(ctx.device)
-            - (0 if name in head else ctx.init[name].to(ctx.device))
+            - (0 if name in head else init[name].to(ctx.device))
         ).to(dict(setup.model.named_parameters())[name].dtype)
         for name in setup.names
     }
@@ -298,13 +301,6 @@ def _make_measure(as_bound: bool):
         # The authors' rule, named in the table (a list would differ by architecture and split
         # one measure into several columns); the per-layer rows list the layers.
         layer_names = published_layer_names(ctx.model) if layers == "published" else layers
-        for key, value in (
-            ("batch_size", resolved["batch_size"]),
-            ("exact_max_dim", exact_max_dim),
-            ("quadrature_steps", quadrature_steps),
-        ):
-            if value < 1:
-                raise OptionError(f"option {key!r} must be positive, got {value}")
         settings = {
             **resolved,
             "layers": layer_names,
@@ -313,10 +309,10 @@ def _make_measure(as_bound: bool):
             "route": route,
         }
         # hessian_distance and hessian_bound with the same options share one computation.
-        key = ("layer_curvatures", repr(sorted(settings.items())))
-        if key not in ctx.memo:
-            ctx.memo[key] = layer_curvatures(ctx, **settings)
-        curvatures = ctx.memo[key]
+        memo_key = ("layer_curvatures", repr(sorted(settings.items())))
+        if memo_key not in ctx.memo:
+            ctx.memo[memo_key] = layer_curvatures(ctx, **settings)
+        curvatures = ctx.memo[memo_key]
         distance = math.fsum(math.sqrt(max(v, 0.0)) for v in curvatures.values.values())
         scale = math.sqrt(curvatures.max_loss / ctx.n_train) if as_bound else 1.0
         extras = {"max_loss": curvatures.max_loss}
@@ -352,9 +348,10 @@ _distance_measure.__doc__ = """The Hessian distance of Ju, Li & Zhang (ICML 2022
     sum_i sqrt(calH_i). Per-layer rows hold calH_i (extra ``sqrt_scaled`` = sqrt(calH_i)).
     ``n_matvecs`` counts per-sample second-order products: one per sample and layer on the
     hessian/ggn routes and on psd blocks the outputs are affine in (forward mode, all samples
-    of a batch at once; plus two per probe sample, at most 32, and layer for the probe that
-    decides it), up to
-    the block's dimension or ``quadrature_steps`` per sample and layer for other psd blocks.
+    of a batch at once; plus two per probe sample, at most ``PROBE_SAMPLES`` = 8, and layer
+    for the probe that decides it); on other psd blocks the block's dimension per sample (a
+    block of at most ``exact_max_dim`` parameters, formed and decomposed) or up to
+    ``quadrature_steps`` per sample and layer (the Lanczos quadrature).
     Per-layer rows ``hessian_distance.affine`` say which route each layer took (1: the
     Gauss-Newton form, 0: the quadrature).
     """

@@ -1,11 +1,13 @@
 """Which tensors count as "layers" i = 1..L.
 
 Default (measures.md): the weight tensors (ndim >= 2) of every Conv and Linear module, keyed by
-state-dict name. On a bare state dict this is the rule "floating tensor, name ends with
-``weight``, ndim >= 2"; for every built-in model it selects exactly the Conv/Linear weights
-(and the fused ``in_proj_weight`` of attention), which the tests check. A name glob, or a list
-of globs, selects other tensors (biases, normalization parameters); normalization running
-statistics are never selected.
+state-dict name. Where the measure has the model, the default is its architecture adapter's
+``default_layers`` (:func:`genmeasures.models.architecture_of`); on a bare state dict it is the
+rule "floating tensor, name ends with ``weight``, ndim >= 2", which is also the fallback
+adapter's. For every built-in model both select exactly the Conv/Linear weights (and the fused
+``in_proj_weight`` of attention), which the tests check. A name glob, or a list of globs,
+selects other tensors (biases, normalization parameters); normalization running statistics
+are never selected.
 """
 
 from __future__ import annotations
@@ -18,31 +20,42 @@ import torch
 from torch import nn
 
 from genmeasures.errors import OptionError
+from genmeasures.models.architecture import architecture_of, matrix_weight_names
 
 LayerPattern = str | Sequence[str] | None
 
 _RUNNING_STATISTICS = ("running_mean", "running_var", "num_batches_tracked")
 
 
-def default_layer_names(state: Mapping[str, torch.Tensor]) -> list[str]:
-    return [
-        name
-        for name, tensor in state.items()
-        if tensor.is_floating_point() and tensor.ndim >= 2 and name.endswith("weight")
-    ]
+def default_layer_names(
+    state: Mapping[str, torch.Tensor], model: nn.Module | None = None
+) -> list[str]:
+    """The default layers of ``state`` in its order: ``model``'s architecture's
+    ``default_layers`` (those ``state`` holds) where a model is given, else the weight
+    matrices rule of the module docstring."""
+    if model is None:
+        return matrix_weight_names(state)
+    chosen = set(architecture_of(model).default_layers(model))
+    return [name for name in state if name in chosen]
 
 
-def select_layers(state: Mapping[str, torch.Tensor], pattern: LayerPattern = None) -> list[str]:
+def select_layers(
+    state: Mapping[str, torch.Tensor],
+    pattern: LayerPattern = None,
+    *,
+    model: nn.Module | None = None,
+) -> list[str]:
     """Names of the selected layers in network (state-dict) order.
 
-    ``None``: the default (Conv/Linear weights); ``"all"``: every floating tensor but
-    normalization running statistics, i.e. every parameter (PyHessian's operator; the same as
-    the glob ``"*"``); otherwise name globs.
+    ``None``: the default (Conv/Linear weights; ``model``'s architecture decides where the
+    model is given); ``"all"``: every floating tensor but normalization running statistics,
+    i.e. every parameter (PyHessian's operator; the same as the glob ``"*"``); otherwise name
+    globs.
     """
     if pattern == "all":
         pattern = "*"
     if pattern is None:
-        names = default_layer_names(state)
+        names = default_layer_names(state, model)
         if not names:
             raise OptionError("no Conv/Linear weight tensors found; select layers with a glob")
         _note_left_out(state, names)
@@ -96,9 +109,7 @@ def published_layer_names(model: nn.Module) -> list[str]:
     fused ``in_proj_weight`` in torchvision's layout, three ``nn.Linear`` in the authors'), its
     output projection, the MLP layers and the head; the patch embedding is left out.
     """
-    from genmeasures.models import head_name
-
-    head = head_name(model)
+    head = architecture_of(model).head
     transformer = any(isinstance(m, nn.MultiheadAttention) for m in model.modules())
     chosen = set()
     for name, module in model.named_modules():

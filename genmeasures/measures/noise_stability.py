@@ -76,8 +76,8 @@ def noise_stability(
     a non-finite value, not raised.
     """
     assert ctx.data is not None
-    names = select_layers(ctx.weights, layers)
     model = ctx.model
+    names = select_layers(ctx.weights, layers, model=model)
     fmodel = FunctionalModel.create(model, names, ctx.loss)
     base = fmodel.params
     sigmas = [_layer_sigma(sigma, p, scale) for p in base]

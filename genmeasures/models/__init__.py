@@ -1,10 +1,12 @@
-"""Model registry, model building, and classification-head utilities.
+"""Model registry, model building, architecture adapters and classification-head utilities.
 
 Built-in models (factories taking keyword arguments, all accepting ``num_classes``):
 ``mlp``, ``cnn``, ``resnet18``, ``resnet34``, ``resnet50``, ``resnet101`` (torchvision's
 architecture and state-dict names), ``vit_b_16`` and ``vit_tiny`` (torchvision's
-``VisionTransformer`` names). Every built-in model stores the dotted name of its classification
-head in ``model.head_name``.
+``VisionTransformer`` names). Each is registered with its :class:`Architecture` (head, blocks,
+stages, default measure layers); :func:`architecture_of` gives any model's, through one
+documented fallback for models that declare none (:mod:`genmeasures.models.architecture`).
+Every built-in model also stores the dotted name of its head in ``model.head_name``.
 """
 
 from __future__ import annotations
@@ -23,44 +25,87 @@ from torch import nn
 
 from genmeasures._registry import Registry
 from genmeasures.errors import GenMeasuresError, ModelError
-from genmeasures.models.cnn import cnn
-from genmeasures.models.mlp import mlp
-from genmeasures.models.resnet import resnet18, resnet34, resnet50, resnet101
-from genmeasures.models.vit import vit_b_16, vit_tiny
+from genmeasures.models.architecture import (
+    Architecture,
+    architecture_of,
+    conv_linear_weight_names,
+)
+from genmeasures.models.cnn import CNN_ARCHITECTURE, cnn
+from genmeasures.models.mlp import MLP_ARCHITECTURE, mlp
+from genmeasures.models.resnet import (
+    RESNET_ARCHITECTURE,
+    resnet18,
+    resnet34,
+    resnet50,
+    resnet101,
+)
+from genmeasures.models.vit import VIT_ARCHITECTURE, vit_b_16, vit_tiny
 
 __all__ = [
     "MODELS",
+    "Architecture",
+    "architecture_of",
     "build_model",
     "conv_linear_weight_names",
     "head_name",
     "register_model",
+    "registered_architecture",
     "replace_head",
 ]
 
 ModelFactory = Callable[..., nn.Module]
 
 MODELS: Registry[ModelFactory] = Registry("model")
+# The architecture registered with each factory (name -> adapter); see register_model.
+_ARCHITECTURES: dict[str, Architecture] = {}
 
 _ATTRIBUTES = r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*"
 _IMPORT_SPEC = re.compile(rf"^{_ATTRIBUTES}:{_ATTRIBUTES}$")
 
 
-def register_model(name: str) -> Callable[[ModelFactory], ModelFactory]:
-    """Decorator registering ``fn(*, num_classes: int, **kwargs) -> nn.Module`` as ``name``."""
-    return MODELS.decorator(name)
+def register_model(
+    name: str, *, architecture: Architecture | None = None
+) -> Callable[[ModelFactory], ModelFactory]:
+    """Decorator registering ``fn(*, num_classes: int, **kwargs) -> nn.Module`` as ``name``.
+
+    ``architecture`` (head, blocks, stages, default layers) is attached to every model
+    :func:`build_model` builds from ``name`` unless the model declares its own; without it,
+    such models use the fallback of :func:`architecture_of`.
+    """
+    if architecture is not None and not isinstance(architecture, Architecture):
+        raise ModelError(
+            f"model {name!r}: architecture must be an Architecture, "
+            f"got {type(architecture).__name__}"
+        )
+    register = MODELS.decorator(name)
+
+    def register_with_architecture(factory: ModelFactory) -> ModelFactory:
+        registered = register(factory)
+        _ARCHITECTURES.pop(name, None)
+        if architecture is not None:
+            _ARCHITECTURES[name] = architecture
+        return registered
+
+    return register_with_architecture
 
 
-for _name, _factory in [
-    ("mlp", mlp),
-    ("cnn", cnn),
-    ("resnet18", resnet18),
-    ("resnet34", resnet34),
-    ("resnet50", resnet50),
-    ("resnet101", resnet101),
-    ("vit_b_16", vit_b_16),
-    ("vit_tiny", vit_tiny),
+def registered_architecture(name: str) -> Architecture | None:
+    """The architecture registered with the factory ``name`` (None if it has none)."""
+    return _ARCHITECTURES.get(name)
+
+
+for _name, _factory, _architecture in [
+    ("mlp", mlp, MLP_ARCHITECTURE),
+    ("cnn", cnn, CNN_ARCHITECTURE),
+    ("resnet18", resnet18, RESNET_ARCHITECTURE),
+    ("resnet34", resnet34, RESNET_ARCHITECTURE),
+    ("resnet50", resnet50, RESNET_ARCHITECTURE),
+    ("resnet101", resnet101, RESNET_ARCHITECTURE),
+    ("vit_b_16", vit_b_16, VIT_ARCHITECTURE),
+    ("vit_tiny", vit_tiny, VIT_ARCHITECTURE),
 ]:
     MODELS.add(_name, _factory)
+    _ARCHITECTURES[_name] = _architecture
 
 
 def _one_line(exc: BaseException) -> str:
@@ -203,32 +248,21 @@ def build_model(
         raise ModelError(
             f"model {name!r}: factory returned {type(model).__name__}, not a torch.nn.Module"
         )
+    architecture = _ARCHITECTURES.get(name)
+    # (A model using the name ``architecture`` for something else keeps it: fallback.)
+    if architecture is not None and not hasattr(model, "architecture"):
+        model.architecture = architecture
     return model
 
 
 def head_name(model: nn.Module) -> str:
-    """Dotted module name of ``model``'s classification head.
+    """Dotted module name of ``model``'s classification head: ``architecture_of(model).head``.
 
-    Uses ``model.head_name`` when it names an ``nn.Linear`` submodule, else the last
-    ``nn.Linear`` in module order. Raises ``ModelError`` when there is none.
+    Kept for callers that need only the head. For a model that declares no architecture:
+    ``model.head_name`` when it names an ``nn.Linear`` submodule, else the last ``nn.Linear``
+    in module order. Raises ``ModelError`` when there is none.
     """
-    name = getattr(model, "head_name", None)
-    if isinstance(name, str) and name:
-        try:
-            if isinstance(model.get_submodule(name), nn.Linear):
-                return name
-        except AttributeError:
-            pass
-    last = None
-    for mod_name, module in model.named_modules():
-        if mod_name and isinstance(module, nn.Linear):
-            last = mod_name
-    if last is None:
-        raise ModelError(
-            f"model {type(model).__name__} has no nn.Linear submodule to use as its "
-            "classification head; set model.head_name"
-        )
-    return last
+    return architecture_of(model).head
 
 
 def replace_head(model: nn.Module, num_classes: int) -> nn.Module:
@@ -255,23 +289,3 @@ def replace_head(model: nn.Module, num_classes: int) -> nn.Module:
     if isinstance(getattr(model, "num_classes", None), int):
         model.num_classes = num_classes
     return model
-
-
-def conv_linear_weight_names(model: nn.Module) -> list[str]:
-    """State-dict names of the weight matrices of ``model``, in module order.
-
-    These are the ``.weight`` of every ``Conv1d``/``Conv2d``/``Conv3d``/``Linear`` and the
-    ``in_proj_weight`` of every ``nn.MultiheadAttention`` (a fused q/k/v linear map; its
-    ``q/k/v_proj_weight`` when the projections are separate).
-    """
-    names: list[str] = []
-    for mod_name, module in model.named_modules():
-        prefix = f"{mod_name}." if mod_name else ""
-        if isinstance(module, nn.Conv1d | nn.Conv2d | nn.Conv3d | nn.Linear):
-            if module.weight is not None:
-                names.append(f"{prefix}weight")
-        elif isinstance(module, nn.MultiheadAttention):
-            for attr in ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight"):
-                if getattr(module, attr, None) is not None:
-                    names.append(f"{prefix}{attr}")
-    return names

@@ -13,6 +13,11 @@ import torch
 from torch import nn
 
 from genmeasures.errors import ModelError
+from genmeasures.models.architecture import Architecture
+
+#: Head ``head``; blocks: ``features.0``, ``features.1``, ... where there are two or more
+#: convolution blocks, else ``features`` as one block.
+CNN_ARCHITECTURE = Architecture(head="head")
 
 
 class SmallCNN(nn.Module):
@@ -22,7 +27,8 @@ class SmallCNN(nn.Module):
     the adaptive average pool makes the head independent of the input size.
     """
 
-    head_name = "head"
+    architecture = CNN_ARCHITECTURE
+    head_name = CNN_ARCHITECTURE.head
 
     def __init__(
         self,

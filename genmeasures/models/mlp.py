@@ -13,6 +13,11 @@ import torch
 from torch import nn
 
 from genmeasures.errors import ModelError
+from genmeasures.models.architecture import Architecture
+
+#: Head ``head``; blocks: the hidden Linear layers (``layers.0``, ``layers.2``, ...) where
+#: there are two or more, else ``layers`` as one block (none without hidden layers).
+MLP_ARCHITECTURE = Architecture(head="head")
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}
 
@@ -24,7 +29,8 @@ class MLP(nn.Module):
     ``in_features`` values (e.g. ``(N, 1, 8, 8)`` images with ``in_features=64``).
     """
 
-    head_name = "head"
+    architecture = MLP_ARCHITECTURE
+    head_name = MLP_ARCHITECTURE.head
 
     def __init__(
         self,

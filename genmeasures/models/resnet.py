@@ -20,6 +20,30 @@ import torch
 from torch import nn
 
 from genmeasures.errors import ModelError
+from genmeasures.models.architecture import Architecture
+
+_STAGES = ("layer1", "layer2", "layer3", "layer4")
+
+
+def resnet_blocks(model: nn.Module) -> list[tuple[str, ...]]:
+    """The stem (``conv1``, ``bn1``), then every residual block (``layer1.0``, ``layer1.1``,
+    ...) in network order."""
+    return [("conv1", "bn1")] + [
+        (f"{stage}.{index}",) for stage in _STAGES for index in range(len(getattr(model, stage)))
+    ]
+
+
+def resnet_stage(name: str) -> int:
+    """Depth of a parameter for depth-scaled radii, as published: 0 for the stem and stages
+    1-2, 1 for stage 3, 2 for stage 4 (and 0 for the head)."""
+    for stage, depth in (("layer3", 1), ("layer4", 2)):
+        if name.startswith(stage + "."):
+            return depth
+    return 0
+
+
+#: Head ``fc``; blocks: the stem, then each residual block; stages: see :func:`resnet_stage`.
+RESNET_ARCHITECTURE = Architecture(head="fc", blocks=resnet_blocks, stage=resnet_stage)
 
 
 def _conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
@@ -85,7 +109,8 @@ class ResNet(nn.Module):
     """torchvision's ``ResNet`` (groups=1, width_per_group=64, no dilation) with the extensions
     described in the module docstring. The classification head is ``fc``."""
 
-    head_name = "fc"
+    architecture = RESNET_ARCHITECTURE
+    head_name = RESNET_ARCHITECTURE.head
 
     def __init__(
         self,

@@ -23,6 +23,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from genmeasures.errors import ModelError
+from genmeasures.models.architecture import Architecture
+
+#: Head ``heads.head``; blocks: the class token, ``conv_proj``, then ``encoder`` as one block.
+VIT_ARCHITECTURE = Architecture(head="heads.head")
 
 
 class SelfAttention(nn.MultiheadAttention):
@@ -120,7 +124,8 @@ class Encoder(nn.Module):
 class VisionTransformer(nn.Module):
     """ViT (Dosovitskiy et al., 2020) as torchvision builds it; the head is ``heads.head``."""
 
-    head_name = "heads.head"
+    architecture = VIT_ARCHITECTURE
+    head_name = VIT_ARCHITECTURE.head
 
     def __init__(
         self,

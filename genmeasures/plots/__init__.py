@@ -17,7 +17,8 @@ Used by the paper figures (the genmeasures_papers package), generic all the same
 - :func:`category_points`: one point per category (method, optimizer) with seed error bars;
 - :func:`line_panels`: lines against an x, one per hue level, mean and band over seeds, in
   panels by a column, by quantity or in a row/column grid; stderr error bars, a right axis,
-  categorical x (layer names);
+  categorical x (layer names); its options are the small specs :class:`Lines`,
+  :class:`Panels`, :class:`Replicates`, :class:`Axes` and :class:`Legend`;
 - :func:`group_means`: per-group means of x against y with error bars both ways;
 - :func:`statistics_chart`: several statistics per measure side by side, CIs where known;
 - :func:`ratio_table`: a rendered table of values next to a reference, coloured by ratio.
@@ -25,7 +26,7 @@ Used by the paper figures (the genmeasures_papers package), generic all the same
 
 from genmeasures.plots._output import PlotResult
 from genmeasures.plots.layers import layer_profiles
-from genmeasures.plots.lines import line_panels
+from genmeasures.plots.lines import Axes, Legend, Lines, Panels, Replicates, line_panels
 from genmeasures.plots.points import category_points
 from genmeasures.plots.ranking import ranking_chart
 from genmeasures.plots.report import plot_report
@@ -36,7 +37,12 @@ from genmeasures.plots.table import ratio_table
 from genmeasures.plots.trends import overlay, trend
 
 __all__ = [
+    "Axes",
+    "Legend",
+    "Lines",
+    "Panels",
     "PlotResult",
+    "Replicates",
     "category_points",
     "group_means",
     "layer_profiles",

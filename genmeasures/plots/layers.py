@@ -11,6 +11,7 @@ import seaborn as sns
 from genmeasures.errors import DataError
 from genmeasures.plots._output import PlotResult, require_columns, save
 from genmeasures.plots.style import SEQUENTIAL, colors, new_figure, theme, wants_log
+from genmeasures.tables.schema import per_layer_rows
 
 MAX_TICK_LABELS = 30
 
@@ -36,8 +37,7 @@ def layer_profiles(
     ``layer``, ``position``, ``value``.
     """
     require_columns(long_table, "checkpoint", "measure", "layer", "value")
-    rows = long_table[long_table["measure"] == measure]
-    rows = rows[rows["layer"].notna() & (rows["layer"].astype(str) != "")]
+    rows = per_layer_rows(long_table[long_table["measure"] == measure])
     if rows.empty:
         raise DataError(f"measure {measure!r} has no per-layer rows in the table")
     if "options" in rows.columns:

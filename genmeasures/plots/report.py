@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import warnings
 from pathlib import Path
 
@@ -16,8 +15,7 @@ from genmeasures.plots.layers import layer_profiles
 from genmeasures.plots.ranking import ranking_chart
 from genmeasures.plots.scatter import measure_vs_gap
 from genmeasures.plots.trends import trend
-
-_BRACKETED = re.compile(r"^(?P<name>.+)\[(?P<options>.*)\]$")
+from genmeasures.tables.schema import per_layer_rows, split_wide_column
 
 
 def plot_report(
@@ -70,7 +68,7 @@ def plot_report(
             stem = out / f"{name}_vs_{safe_name(x)}"
             attempt(stem.name, lambda m=measure, s=stem: trend(table, x, m, gap, s, hue=line_hue))
         if long_table is not None and {"measure", "layer"} <= set(long_table.columns):
-            base, options = _split(measure)
+            base, options = split_wide_column(measure)
             if _has_layers(long_table, base):
                 attempt(
                     f"layers_{name}",
@@ -81,14 +79,8 @@ def plot_report(
     return results
 
 
-def _split(column: str) -> tuple[str, str | None]:
-    match = _BRACKETED.match(column)
-    return (match["name"], match["options"]) if match else (column, None)
-
-
 def _has_layers(long_table: pd.DataFrame, measure: str) -> bool:
-    layer = long_table.loc[long_table["measure"] == measure, "layer"]
-    return bool((layer.notna() & (layer.astype(str) != "")).any())
+    return bool((per_layer_rows(long_table)["measure"] == measure).any())
 
 
 def _configurations(table: pd.DataFrame, axes: list[str]) -> tuple[pd.DataFrame, str]:

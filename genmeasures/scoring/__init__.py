@@ -7,7 +7,7 @@ from genmeasures.scoring.batch import (
     score_checkpoints,
 )
 from genmeasures.scoring.cache import ResultCache, default_cache_dir
-from genmeasures.scoring.tables import read_table, write_table
+from genmeasures.tables import read_table, write_table
 
 __all__ = [
     "ResultCache",

@@ -14,12 +14,8 @@ from genmeasures.checkpoints import check_finite, check_matches_init
 from genmeasures.data.evalset import as_evaluation_set
 from genmeasures.measures import MeasureContext, cross_entropy_per_sample, resolve_requests
 from genmeasures.measures.context import PerSampleLoss
-from genmeasures.scoring.engine import (
-    RESULT_COLUMNS,
-    check_labels,
-    state_of,
-    uses_model,
-)
+from genmeasures.scoring.engine import check_labels, state_of, uses_model
+from genmeasures.tables.schema import RESULT_COLUMN_NAMES
 
 
 def score(
@@ -51,9 +47,9 @@ def score(
         n_train: training-set size, for bounds that divide by sqrt(n).
 
     Returns:
-        One row per measure x (whole model, each layer, each extra quantity), with columns
-        measure, options, layer ('' for the whole model), value, stderr, n_samples, score_seed,
-        seconds, n_matvecs.
+        One row per measure x (whole model, each layer, each extra quantity), with the
+        result columns of :mod:`genmeasures.tables.schema`: measure, options, layer ('' for
+        the whole model), value, stderr, n_samples, score_seed, seconds, n_matvecs.
     """
     requests = resolve_requests(measures)
     device = resolve_device(device)
@@ -81,4 +77,4 @@ def score(
     if evaluation is not None and loss is None and uses_model(requests):
         check_labels(ctx.model, evaluation, device)
     rows = [row for spec, options in requests for row in spec(ctx, **options).rows()]
-    return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    return pd.DataFrame(rows, columns=list(RESULT_COLUMN_NAMES))

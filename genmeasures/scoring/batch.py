@@ -28,24 +28,18 @@ from genmeasures._device import Device, resolve_device
 from genmeasures._io import check_output_dir, sha256_json
 from genmeasures.checkpoints import (
     Checkpoint,
+    FoundCheckpoint,
     ModelSpec,
     check_finite,
     check_matches_init,
     describe_difference,
-    find_run_files,
-    is_run_dir,
+    find_checkpoints,
     load_checkpoint,
     same_layout,
 )
-from genmeasures.checkpoints.run import (
-    CHECKPOINT_DIR,
-    checkpoint_files_in,
-    flatten_config,
-    read_labels,
-)
+from genmeasures.checkpoints.run import flatten_config, read_labels
 from genmeasures.data.evalset import EvaluationSet
 from genmeasures.errors import (
-    CheckpointError,
     GenMeasuresError,
     ModelError,
     OptionError,
@@ -63,22 +57,8 @@ from genmeasures.measures import (
 )
 from genmeasures.measures.registry import MeasureRequest
 from genmeasures.scoring.cache import ResultCache, default_cache_dir, result_key
-from genmeasures.scoring.engine import (
-    RESULT_COLUMNS,
-    check_labels,
-    uses_data,
-    uses_model,
-)
-
-CHECKPOINT_COLUMNS = [
-    "checkpoint",
-    "run",
-    "epoch",
-    "tag",
-    "n_train",
-    "tensor_order",
-    "init_head",
-]
+from genmeasures.scoring.engine import check_labels, uses_data, uses_model
+from genmeasures.tables.schema import LONG_TABLE_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -137,13 +117,6 @@ class ScoreReport:
         return not self.failures
 
 
-@dataclass(frozen=True)
-class _Item:
-    checkpoint: Path
-    init: Path | None
-    run: Path | None
-
-
 def score_checkpoints(
     paths: Sequence[str | os.PathLike],
     *,
@@ -195,7 +168,8 @@ def score_checkpoints(
         )
         cache = ResultCache(root)
     report = ScoreReport(table=pd.DataFrame())
-    items = _expand(paths, init, report.failures, select)
+    items, unusable = find_checkpoints(paths, init=init, select=select)
+    report.failures += [ScoreFailure(str(path), describe_failure(exc)) for path, exc in unusable]
     explicit_init = _load_valid_init(Path(init)) if init is not None else None
     loader = _Loader(explicit_init, data, n_samples, seed, batch_size)
     if data is not None and uses_data(requests):
@@ -253,7 +227,7 @@ class _Scorer:
     only_cached: bool = False
     by_default: bool = False  # the measures are the default selection, not the user's
 
-    def score(self, item: _Item, bar: tqdm) -> list[dict[str, Any]]:
+    def score(self, item: FoundCheckpoint, bar: tqdm) -> list[dict[str, Any]]:
         init = self._own_names(self.loader.init(item.init))
         ckpt = self._own_names(load_checkpoint(item.checkpoint))
         check_finite(ckpt.state, str(ckpt.path))
@@ -457,53 +431,6 @@ def _load_valid_init(path: Path) -> Checkpoint:
     return init
 
 
-def _expand(
-    paths: Sequence[str | os.PathLike],
-    init: str | os.PathLike | None,
-    failures: list,
-    select: str = "all",
-) -> list[_Item]:
-    items: list[_Item] = []
-    for raw in paths:
-        path = Path(raw)
-        try:
-            if path.is_dir():
-                try:
-                    run = find_run_files(path)
-                    files, run_init = list(run.select(select)), run.init
-                except CheckpointError:
-                    if init is None:
-                        raise
-                    folder = path / CHECKPOINT_DIR if (path / CHECKPOINT_DIR).is_dir() else path
-                    files, run_init = sorted(checkpoint_files_in(folder)), None
-                items += [_Item(f, None if init else run_init, path) for f in files]
-            elif not path.exists():
-                raise CheckpointError(f"no such checkpoint: {path}")
-            else:
-                items.append(_Item(path, None if init else _init_beside(path), _run_of(path)))
-        except Exception as exc:
-            if not is_bad_input(exc):
-                raise
-            failures.append(ScoreFailure(str(path), describe_failure(exc)))
-    return items
-
-
-def _run_of(path: Path) -> Path | None:
-    parent = path.parent
-    root = parent.parent if parent.name == CHECKPOINT_DIR else parent
-    return root if is_run_dir(root) else None
-
-
-def _init_beside(path: Path) -> Path:
-    root = _run_of(path)
-    if root is not None:
-        try:
-            return find_run_files(root).init
-        except CheckpointError:
-            pass
-    raise CheckpointError(f"no init found for {path}; pass --init")
-
-
 def _in_network_order(
     state: Mapping[str, torch.Tensor], order: str, model: nn.Module | None
 ) -> tuple[Mapping[str, torch.Tensor], str]:
@@ -560,9 +487,9 @@ def _init_with_head(
         return init, "init"
     if not same_layout(model.state_dict(), state):
         return init, "init"  # the checkpoint itself is off: not a new head, a mismatch
-    from genmeasures.models import head_name
+    from genmeasures.models import architecture_of
 
-    prefix = head_name(model) + "."
+    prefix = architecture_of(model).head + "."
     differing = {
         n
         for n in set(state) | set(init)
@@ -616,7 +543,7 @@ def _checkpoint_columns(ckpt: Checkpoint, run: Path | None, n_train: int | None)
         metrics["gap_acc"] = metrics["train_acc"] - metrics["test_acc"]
     # A recorded metric named like a table column (the epoch's training 'seconds' against the
     # measure's) keeps its value under 'recorded_NAME'.
-    reserved = set(CHECKPOINT_COLUMNS) | set(RESULT_COLUMNS)
+    reserved = set(LONG_TABLE_COLUMNS)
     columns.update({f"recorded_{k}" if k in reserved else k: v for k, v in metrics.items()})
     for key, value in flatten_config(meta.config).items():
         columns.setdefault(key, value)
@@ -629,8 +556,8 @@ def _has(metrics: Mapping[str, Any], *keys: str) -> bool:
 
 def _to_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
     if not rows:
-        return pd.DataFrame(columns=CHECKPOINT_COLUMNS + RESULT_COLUMNS)
+        return pd.DataFrame(columns=list(LONG_TABLE_COLUMNS))
     table = pd.DataFrame(rows)
-    first = [c for c in CHECKPOINT_COLUMNS + RESULT_COLUMNS if c in table.columns]
+    first = [c for c in LONG_TABLE_COLUMNS if c in table.columns]
     rest = [c for c in table.columns if c not in first]
     return table[first + rest]

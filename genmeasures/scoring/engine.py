@@ -1,4 +1,4 @@
-"""Shared pieces of scoring: devices, state dicts, label checks, the result columns."""
+"""Shared pieces of scoring: devices, state dicts, label checks."""
 
 from __future__ import annotations
 
@@ -12,18 +12,6 @@ from torch import nn
 from genmeasures.data.evalset import EvaluationSet
 from genmeasures.errors import DataError, OptionError, describe_failure
 from genmeasures.measures import MeasureSpec
-
-RESULT_COLUMNS = [
-    "measure",
-    "options",
-    "layer",
-    "value",
-    "stderr",
-    "n_samples",
-    "score_seed",
-    "seconds",
-    "n_matvecs",
-]
 
 
 def state_of(obj: nn.Module | Mapping[str, torch.Tensor] | None, what: str) -> dict | None:

@@ -31,7 +31,7 @@ import math
 
 import pandas as pd
 
-from genmeasures.plots.lines import line_panels
+from genmeasures.plots.lines import Axes, Lines, Panels, Replicates, line_panels
 from genmeasures.reproduce import Claim, FigureData, FigureSpec
 from genmeasures_papers.matrix_sensing import MatrixSensingExperiment
 
@@ -99,11 +99,10 @@ def draw(data: FigureData, stem):
         "epoch",
         list(PANELS),
         stem,
-        subplots=True,
-        hue="label",
-        band="range",
-        labels=PANELS,
-        log_y=True,
+        lines=Lines(hue="label", labels=PANELS),
+        panels=Panels(subplots=True),
+        replicates=Replicates(band="range"),
+        axes=Axes(log_y=True),
         title=_title(metrics),
     )
 

@@ -452,3 +452,31 @@ def test_losses_other_than_cross_entropy(loss) -> None:
     value = table[(table.measure == "hessian_distance") & (table.layer == "")].value.iloc[0]
     reference = general[(general.measure == "hessian_distance") & (general.layer == "")]
     assert value == pytest.approx(reference.value.iloc[0], rel=1e-8)
+
+
+def test_auto_trace_of_a_newly_registered_curvature_has_no_exact_route() -> None:
+    """A curvature registered by a plugin (here 2 H) is selectable by name, and auto must
+    estimate its own trace: the exact Gauss-Newton route answers only for H and G."""
+    from genmeasures.curvature import CURVATURES, HessianOperator, register_curvature
+
+    @register_curvature("doubled_hessian")
+    class DoubledHessian(HessianOperator):
+        def _batch_matmat(self, inputs, targets, vectors):
+            products = super()._batch_matmat(inputs, targets, vectors)
+            return [tuple(2 * t for t in product) for product in products]
+
+    try:
+        model, init, inputs, targets = _interpolating_tanh_mlp()
+        names = [n for n, p in model.named_parameters() if p.ndim >= 2]
+        oracle = Oracle(model, names, inputs, targets)
+        truth = 2 * float(oracle.hessian().trace())
+        data = EvaluationSet.from_tensors(inputs, targets, batch_size=12)
+        spec = "hessian_trace:curvature=Doubled_Hessian,max_matvecs=400,rtol=0.01"
+        table = genmeasures.score(model, init, data, [spec], n_train=50)
+        row = table[(table.measure == "hessian_trace") & (table.layer == "")].iloc[0]
+        extras = table[table.layer == ""].set_index("measure").value
+        assert extras["hessian_trace.exact_route"] == 0.0
+        assert abs(row.value - truth) <= 4 * row.stderr
+        assert abs(row.value - float(oracle.ggn().trace())) > 4 * row.stderr
+    finally:
+        CURVATURES.remove("doubled_hessian")

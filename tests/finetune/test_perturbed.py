@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-import genmeasures
 from genmeasures.errors import OptionError
 from genmeasures.finetune.algorithm import Algorithm, TrainState, build_options
 from genmeasures.finetune.algorithms._norm_stats import frozen_norm_statistics
@@ -18,7 +14,6 @@ from genmeasures.finetune.algorithms.perturbation import NSO, RWP, WP, isotropic
 from genmeasures.finetune.algorithms.sam import ASAM, SAM
 from genmeasures.finetune.algorithms.smoothing import LabelSmoothing, MixedTargets, Mixup, mix
 from genmeasures.finetune.config import config_from_mapping
-from genmeasures.finetune.run import finetune
 
 SEED = 1234
 DTYPE = torch.float64
@@ -505,39 +500,8 @@ def digits_config(algorithm: dict):
     )
 
 
-@pytest.mark.parametrize(
-    "algorithm",
-    [
-        {"name": "nso", "k": 2, "lam": 0.2},
-        {"name": "wp"},
-        {"name": "rwp"},
-        {"name": "sam"},
-        {"name": "asam"},
-        {"name": "label_smoothing"},
-        {"name": "mixup"},
-    ],
-    ids=lambda a: a["name"],
-)
-def test_short_run_on_digits_is_scored(tmp_path: Path, algorithm):
-    run = finetune(digits_config(algorithm), tmp_path / "run", progress=False)
-    report = genmeasures.score_checkpoints([run], measures=["distance_from_init"], progress=False)
-    assert report.ok, report.failures
-    assert len(report.table) >= 3  # init + 2 epochs
-    assert np.isfinite(report.table["value"]).all()
-
-
-@pytest.mark.parametrize("name", ["nso", "mixup"])
-def test_resumed_run_draws_the_same_noise(tmp_path: Path, name):
-    def config(epochs: int):
-        raw = digits_config({"name": name})
-        return dataclasses.replace(raw, train=dataclasses.replace(raw.train, epochs=epochs))
-
-    whole = finetune(config(2), tmp_path / "whole", progress=False)
-    finetune(config(1), tmp_path / "resumed", progress=False)
-    resumed = finetune(config(2), tmp_path / "resumed", progress=False)
-    a = torch.load(whole / "train_state.pt", weights_only=True)["model"]
-    b = torch.load(resumed / "train_state.pt", weights_only=True)["model"]
-    assert all(torch.equal(a[key], b[key]) for key in a)
+# The end-to-end runs of every algorithm (a step, resume equality, scoring) are the contracts
+# in tests/contracts/test_algorithms.py.
 
 
 # --- options ------------------------------------------------------------------------------

@@ -127,7 +127,6 @@ def options(cls, **values):
 @pytest.mark.parametrize(
     "algorithm",
     [
-        {"name": "l2sp", "alpha": 0.1, "gamma": 2.0},
         {"name": "constraint", "distance": 0.05, "head_distance": 0.5},
         {"name": "constraint", "distance": 0.2, "head_distance": 0.5, "norm": "mars"},
         {"name": "regsl", "correct_epoch": 1, "reweight_epoch": 1, "correct_threshold": 0.3},

@@ -244,28 +244,6 @@ def test_pacbayes_trace_bound_with_exact_traces() -> None:
     assert whole(table, "pacbayes_trace_bound") == pytest.approx(expected, rel=1e-10)
 
 
-def test_batchnorm_dropout_model_is_left_as_found() -> None:
-    model, init = fine_tuned(small_cnn)
-    model.dropout.p = 0.5
-    model.train()
-    buffers = {k: v.clone() for k, v in model.named_buffers()}
-    params = {k: v.clone() for k, v in model.named_parameters()}
-    measures = [
-        "hessian_trace:estimator=exact",
-        "hessian_eigenvalue",
-        "hessian_distance",
-        "noise_stability",
-    ]
-    first = run(model, init, measures)
-    assert all(m.training for m in model.modules())
-    for k, v in model.named_buffers():
-        assert torch.equal(v, buffers[k]), k
-    for k, v in model.named_parameters():
-        assert torch.equal(v, params[k]) and v.grad is None, k
-    second = run(model.eval(), init, measures)
-    assert first.drop(columns="seconds").equals(second.drop(columns="seconds"))
-
-
 def test_pyhessian_backend_agrees_within_its_tolerance() -> None:
     model, init = fine_tuned(small_cnn)
     ours = run(model, init, ["hessian_eigenvalue:rtol=1e-10,max_matvecs=300,layers=all"])

@@ -175,37 +175,6 @@ def test_small_sigma_matches_half_sigma_squared_hessian_trace() -> None:
     assert result.stderr < 0.2 * abs(expected)  # the check has teeth
 
 
-def test_batchnorm_dropout_model_is_left_as_found_and_result_is_deterministic() -> None:
-    torch.manual_seed(0)
-    model = build_model("cnn", {"in_channels": 1, "num_classes": 3, "width": 4, "dropout": 0.5})
-    generator = torch.Generator().manual_seed(0)
-    x = torch.randn(10, 1, 8, 8, generator=generator)
-    y = torch.randint(0, 3, (10,), generator=generator)
-    with torch.no_grad():  # non-trivial running statistics
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.running_mean.uniform_(-0.5, 0.5)
-                module.running_var.uniform_(0.5, 2.0)
-    model.train()
-    flags = [m.training for m in model.modules()]
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-    first = noise_stability(make_ctx(model, x, y, seed=2), sigma=0.05, draws=3)
-    second = noise_stability(make_ctx(model, x, y, seed=2), sigma=0.05, draws=3)
-    assert first.value == second.value and first.stderr == second.stderr
-    assert first.extras == second.extras
-    assert [m.training for m in model.modules()] == flags and all(flags)
-    for key, tensor in model.state_dict().items():
-        assert torch.equal(tensor, state[key]), key
-
-    # Eval mode: dropout off, running statistics used -- the same as an eval-mode copy.
-    frozen = copy.deepcopy(model).eval()
-    base = loop_loss(frozen, x, y, {})
-    assert first.extras["base_loss"] == pytest.approx(base, rel=1e-5)
-    third = noise_stability(make_ctx(frozen, x, y, seed=2), sigma=0.05, draws=3)
-    assert third.value == pytest.approx(first.value, rel=1e-6, abs=1e-9)
-
-
 def test_score_api_and_seed_dependence() -> None:
     model = tiny_mlp(4)
     x, y = tiny_data(seed=5)

@@ -15,6 +15,7 @@ from matplotlib.colors import to_rgb
 import genmeasures.plots.lines as lines
 from genmeasures.errors import DataError, OptionError
 from genmeasures.plots import line_panels
+from genmeasures.plots.lines import Axes, Legend, Lines, Panels, Replicates
 
 # -- tables -------------------------------------------------------------------------------
 
@@ -202,10 +203,9 @@ def test_a_panel_per_quantity_draws_each_groups_means_and_range(drawn, tmp_path:
         "epoch",
         ["loss", "distance"],
         tmp_path / "curves",
-        subplots=True,
-        hue="method",
-        band="range",
-        labels={"loss": "training loss"},
+        lines=Lines(hue="method", labels={"loss": "training loss"}),
+        panels=Panels(subplots=True),
+        replicates=Replicates(band="range"),
     )
     assert_written(result)
     data = result.data
@@ -235,10 +235,12 @@ def test_a_panel_per_quantity_draws_each_groups_means_and_range(drawn, tmp_path:
 def test_log_y_where_values_span_decades_or_where_forced(drawn, tmp_path: Path) -> None:
     table = curves_table()
     both = ["loss", "distance"]
-    line_panels(table, "epoch", both, tmp_path / "a", subplots=True, hue="method")
-    line_panels(table, "epoch", ["loss"], tmp_path / "b", subplots=True, log_y=False)
-    line_panels(table, "epoch", both, tmp_path / "c", subplots=True, log_y={"distance": True})
-    line_panels(table, "epoch", both, tmp_path / "d", subplots=True, log_y=True)
+    each = Panels(subplots=True)
+    line_panels(table, "epoch", both, tmp_path / "a", panels=each, lines=Lines(hue="method"))
+    line_panels(table, "epoch", ["loss"], tmp_path / "b", panels=each, axes=Axes(log_y=False))
+    distance_log = Axes(log_y={"distance": True})
+    line_panels(table, "epoch", both, tmp_path / "c", panels=each, axes=distance_log)
+    line_panels(table, "epoch", both, tmp_path / "d", panels=each, axes=Axes(log_y=True))
     scales = [[ax["yscale"] for ax in figure["axes"]] for figure in drawn]
     assert scales == [["log", "linear"], ["linear"], ["log", "log"], ["log", "log"]]
 
@@ -258,7 +260,14 @@ def test_sd_band_without_hue(drawn, tmp_path: Path) -> None:
 def test_nan_values_are_left_out_and_counted(drawn, tmp_path: Path) -> None:
     broken = curves_table()
     broken.loc[0, "loss"] = np.nan
-    result = line_panels(broken, "epoch", ["loss"], tmp_path / "nan", subplots=True, hue="method")
+    result = line_panels(
+        broken,
+        "epoch",
+        ["loss"],
+        tmp_path / "nan",
+        lines=Lines(hue="method"),
+        panels=Panels(subplots=True),
+    )
     data = result.data
     first = data[(data["hue"] == "a") & (data["x"] == 0)].iloc[0]
     assert first["n"] == 2 and data["mean"].notna().all()
@@ -286,11 +295,9 @@ def test_grid_means_ranges_and_stderr_bars_are_the_tables(drawn, tmp_path: Path)
         "x",
         "value",
         tmp_path / "grid",
-        row="quantity",
-        col="axis",
-        hue="variant",
-        stderr="se",
-        band="range",
+        lines=Lines(hue="variant"),
+        panels=Panels(row="quantity", col="axis"),
+        replicates=Replicates(band="range", stderr="se"),
     )
     assert_written(result)
     data = result.data
@@ -342,12 +349,9 @@ def test_shared_stderr_is_the_mean_stderr_and_sd_band(tmp_path: Path) -> None:
         "x",
         "value",
         tmp_path / "shared",
-        row="quantity",
-        col="axis",
-        hue="variant",
-        stderr="se",
-        stderr_mean="shared",
-        band="sd",
+        lines=Lines(hue="variant"),
+        panels=Panels(row="quantity", col="axis"),
+        replicates=Replicates(band="sd", stderr="se", stderr_mean="shared"),
     )
     groups = table.groupby(["quantity", "axis", "variant", "x"])
     mean_se = groups["se"].mean()
@@ -362,7 +366,8 @@ def test_a_nan_stderr_makes_the_means_stderr_unknown(tmp_path: Path) -> None:
     table = pd.DataFrame(
         {"x": [1, 1, 2, 2], "y": [1.0, 3.0, 2.0, 4.0], "se": [0.1, np.nan, 0.3, 0.4]}
     )
-    data = line_panels(table, "x", "y", tmp_path / "se", stderr="se", band=None).data
+    only_errors = Replicates(band=None, stderr="se")
+    data = line_panels(table, "x", "y", tmp_path / "se", replicates=only_errors).data
     assert np.isnan(data["stderr"].iloc[0])
     assert data["stderr"].iloc[1] == pytest.approx(np.sqrt(0.3**2 + 0.4**2) / 2)
     # without a band, lo..hi is mean -+ stderr (an unknown stderr: the mean)
@@ -372,7 +377,7 @@ def test_a_nan_stderr_makes_the_means_stderr_unknown(tmp_path: Path) -> None:
 
 def test_one_panel_without_band_and_nan_values_left_out(drawn, tmp_path: Path) -> None:
     table = pd.DataFrame({"x": [1, 1, 2, 2, 3], "y": [1.0, 3.0, 2.0, np.nan, 5.0]})
-    result = line_panels(table, "x", "y", tmp_path / "single", band=None)
+    result = line_panels(table, "x", "y", tmp_path / "single", replicates=Replicates(band=None))
     data = result.data
     assert list(data.columns) == ["panel", "hue", "x", "mean", "lo", "hi", "n"]
     assert data["mean"].tolist() == [2.0, 2.0, 5.0]
@@ -392,12 +397,9 @@ def test_log_x_orders_and_ticks_at_the_values_drawn(drawn, tmp_path: Path) -> No
         "x",
         "value",
         tmp_path / "log",
-        col="axis",
-        hue="variant",
-        col_order=["sigma", "k"],
-        hue_order=["one", "two"],
-        log_x={"sigma": True},
-        xlabel={"sigma": "noise level"},
+        lines=Lines(hue="variant", hue_order=["one", "two"]),
+        panels=Panels(col="axis", col_order=["sigma", "k"]),
+        axes=Axes(log_x={"sigma": True}, xlabel={"sigma": "noise level"}),
     )
     data = result.data
     assert list(data.columns) == ["panel", "hue", "x", "mean", "lo", "hi", "n"]
@@ -410,15 +412,17 @@ def test_log_x_orders_and_ticks_at_the_values_drawn(drawn, tmp_path: Path) -> No
     assert [ax["title"] for ax in figure["axes"]] == ["sigma", "k"]
     assert figure["legends"] == [["one", "two"]]
     # hue_order leaves levels out: only those are drawn
-    only = line_panels(table, "x", "value", tmp_path / "one", hue="variant", hue_order=["one"])
+    one_level = Lines(hue="variant", hue_order=["one"])
+    only = line_panels(table, "x", "value", tmp_path / "one", lines=one_level)
     assert set(only.data["hue"]) == {"one"}
     assert only.data["n"].sum() == (table["variant"] == "one").sum()
 
 
 def test_sharey_shares_the_y_axes_of_a_row(drawn, tmp_path: Path) -> None:
     table = grid_table()
-    line_panels(table, "x", "value", tmp_path / "shared", row="quantity", col="axis", sharey=True)
-    line_panels(table, "x", "value", tmp_path / "free", row="quantity", col="axis")
+    grid = Panels(row="quantity", col="axis")
+    line_panels(table, "x", "value", tmp_path / "shared", panels=grid, axes=Axes(sharey=True))
+    line_panels(table, "x", "value", tmp_path / "free", panels=grid)
     for figure, shared in zip(drawn, (True, False), strict=True):
         # axes 0 and 1 form the first row, 2 and 3 the second
         assert figure["sharey"][0][1] is shared and figure["sharey"][2][3] is shared
@@ -436,15 +440,12 @@ def test_wrapped_panels_have_their_own_labels_scales_and_legends(drawn, tmp_path
         "x",
         "value",
         tmp_path / "sm",
-        col="panel",
-        col_wrap=3,
-        hue="hue",
-        col_order=["gap", "bound"],
-        panel_titles={"bound": "(b) the bound"},
-        xlabel={"gap": "epoch"},
-        ylabel="value",
-        legend="panel",
-        legend_title={"gap": "variant"},
+        lines=Lines(hue="hue"),
+        panels=Panels(
+            col="panel", col_order=["gap", "bound"], col_wrap=3, titles={"bound": "(b) the bound"}
+        ),
+        axes=Axes(xlabel={"gap": "epoch"}, ylabel="value"),
+        legend=Legend("panel", title={"gap": "variant"}),
     )
     assert_written(result)
     data = result.data
@@ -473,7 +474,8 @@ def test_wrapping_hides_the_unused_end_of_the_last_row(drawn, tmp_path: Path) ->
     table = grid_table()
     table = table.assign(cell=table["quantity"] + "/" + table["axis"])
     table = table[table["cell"] != "accuracy/sigma"]
-    data = line_panels(table, "x", "value", tmp_path / "wrap", col="cell", col_wrap=2).data
+    wrapped = Panels(col="cell", col_wrap=2)
+    data = line_panels(table, "x", "value", tmp_path / "wrap", panels=wrapped).data
     assert data["panel"].unique().tolist() == ["trace/k", "trace/sigma", "accuracy/k"]
     (figure,) = drawn
     assert [ax["visible"] for ax in figure["axes"]] == [True, True, True, False]
@@ -483,7 +485,14 @@ def test_wrapping_hides_the_unused_end_of_the_last_row(drawn, tmp_path: Path) ->
 def test_range_band_nan_values_and_a_single_panel(tmp_path: Path) -> None:
     table = panels_table().query("panel == 'gap'").reset_index(drop=True)
     table.loc[[0, 5], "value"] = np.nan
-    data = line_panels(table, "x", "value", tmp_path / "one", hue="hue", band="range").data
+    data = line_panels(
+        table,
+        "x",
+        "value",
+        tmp_path / "one",
+        lines=Lines(hue="hue"),
+        replicates=Replicates("range"),
+    ).data
     first = data[(data["hue"] == "a") & (data["x"] == 1)].iloc[0]
     values = table[(table["hue"] == "a") & (table["x"] == 1)]["value"].dropna()
     assert first["n"] == 2 and first["lo"] == values.min() and first["hi"] == values.max()
@@ -501,11 +510,10 @@ def test_right_axis_and_col_facets_draw_the_means_over_seeds(drawn, tmp_path: Pa
         "epoch",
         ["train_acc", "test_acc"],
         tmp_path / "curves",
-        right=["correct_labels"],
-        col="method",
-        sharey=True,
-        labels={"correct_labels": "correct labels"},
-        legend="right",
+        lines=Lines(right=["correct_labels"], labels={"correct_labels": "correct labels"}),
+        panels=Panels(col="method"),
+        axes=Axes(sharey=True),
+        legend=Legend("right"),
     )
     assert_written(result)
     assert dict(mpl.rcParams) == before
@@ -568,10 +576,10 @@ def test_hue_with_a_categorical_x_keeps_the_order_of_first_appearance(
         "layer",
         ["distance"],
         tmp_path / "layers",
-        categorical_x=True,
-        hue="method",
-        reference=["radius", "not a level"],
-        labels={"radius": "the radius"},
+        lines=Lines(
+            hue="method", reference=["radius", "not a level"], labels={"radius": "the radius"}
+        ),
+        axes=Axes(categorical_x=True),
     )
     assert_written(result)
     data = result.data
@@ -594,7 +602,11 @@ def test_hue_with_a_categorical_x_keeps_the_order_of_first_appearance(
 
 def test_hue_tells_several_columns_apart_by_line_style(drawn, tmp_path: Path) -> None:
     data = line_panels(
-        epochs_table(), "epoch", ["train_acc", "test_acc"], tmp_path / "styles", hue="method"
+        epochs_table(),
+        "epoch",
+        ["train_acc", "test_acc"],
+        tmp_path / "styles",
+        lines=Lines(hue="method"),
     ).data
     assert set(zip(data["hue"], data["series"], strict=True)) == {
         (m, s) for m in ("erm", "regsl") for s in ("train_acc", "test_acc")
@@ -612,7 +624,8 @@ def test_hue_tells_several_columns_apart_by_line_style(drawn, tmp_path: Path) ->
 def test_range_band_on_several_columns_with_nan_values(tmp_path: Path) -> None:
     table = epochs_table()
     table.loc[0, "test_acc"] = np.nan
-    data = line_panels(table, "epoch", ["test_acc"], tmp_path / "range", band="range").data
+    by_range = Replicates(band="range")
+    data = line_panels(table, "epoch", ["test_acc"], tmp_path / "range", replicates=by_range).data
     first = data.iloc[0]
     assert first["n"] == 5  # six replicates at epoch 0, one NaN left out
     at_zero = table[table["epoch"] == 0]["test_acc"].dropna()
@@ -622,27 +635,77 @@ def test_range_band_on_several_columns_with_nan_values(tmp_path: Path) -> None:
 # -- bad input: one clear line each -------------------------------------------------------
 
 TABLE = curves_table().assign(se=0.1, extra=1.0)
+
+# a spec refuses a bad value when it is built, in one line naming the spec and its option
+BAD_SPECS = [
+    (Replicates, {"band": "iqr"}, "Replicates: band must be one of sd|range or none, got 'iqr'"),
+    (Replicates, {"stderr_mean": "x"}, "Replicates: stderr_mean must be one of independent|"),
+    (Replicates, {"stderr": 3}, "Replicates: stderr must be str or none, got 3"),
+    (Legend, {"placement": "top"}, "Legend: placement must be one of below|right|panel"),
+    (Legend, {"title": 1.5}, "Legend: title must be str or dict or none, got 1.5"),
+    (Panels, {"col": "method", "col_wrap": 0}, "Panels: col_wrap must be >= 1, got 0"),
+    (Panels, {"col": "method", "col_wrap": 1.5}, "Panels: col_wrap must be int or none, got 1.5"),
+    (Panels, {"col_wrap": 2}, "Panels: col_wrap needs col"),
+    (Panels, {"col": "method", "row": "seed", "col_wrap": 2}, "Panels: col_wrap needs col"),
+    (Panels, {"row_order": ["a"]}, "Panels: row_order needs row"),
+    (Panels, {"col_order": ["a"]}, "Panels: col_order needs col"),
+    (Panels, {"subplots": True, "col": "method"}, "Panels: subplots .* cannot be combined"),
+    (Panels, {"subplots": "yes"}, "Panels: subplots must be bool, got 'yes'"),
+    (Lines, {"hue_order": ["a"]}, "Lines: hue_order needs hue"),
+    (Lines, {"reference": ["a"]}, "Lines: reference names hue levels: it needs hue"),
+    (Lines, {"right": "loss"}, "Lines: right must be list of str, got 'loss'"),
+    (Lines, {"labels": ["a"]}, "Lines: labels must be dict or none"),
+    (Axes, {"categorical_x": True, "log_x": True}, "Axes: log_x cannot apply"),
+    (Axes, {"log_y": "yes"}, "Axes: log_y must be bool or dict or none, got 'yes'"),
+    (Axes, {"sharey": 1}, "Axes: sharey must be bool, got 1"),
+]
+
+
+@pytest.mark.parametrize(("spec", "options", "match"), BAD_SPECS)
+def test_a_spec_refuses_a_bad_value_in_one_line(spec: type, options: dict, match: str) -> None:
+    with pytest.raises(OptionError, match=match) as raised:
+        spec(**options)
+    assert "\n" not in str(raised.value)
+
+
+def test_specs_are_frozen_and_coerce_their_values() -> None:
+    panels = Panels(col="method", col_order=("a", "b"), col_wrap=2.0)
+    assert panels.col_order == ["a", "b"] and panels.col_wrap == 2
+    assert Replicates(band="Range").band == "range"
+    assert Lines(right=("count",)).right == ["count"]
+    assert Panels().grid and not Panels(subplots=True).grid
+    with pytest.raises(AttributeError):
+        panels.col = "seed"  # type: ignore[misc]
+
+
+# rules between the y columns and the specs, and bad columns: refused by line_panels
 BAD = [
-    ({"band": "iqr"}, OptionError, "band must be 'sd', 'range' or None, got 'iqr'"),
-    ({"stderr": "se", "stderr_mean": "x"}, OptionError, "stderr_mean must be"),
-    ({"legend": "top"}, OptionError, "legend must be 'below', 'right' or 'panel'"),
     ({"y": []}, OptionError, "at least one y column"),
-    ({"y": ["loss"], "right": ["loss"]}, OptionError, "named twice"),
-    ({"y": ["loss", "distance", "seed", "se", "extra"], "hue": "method"}, OptionError, "at most 4"),
-    ({"y": ["loss", "distance"], "stderr": "se"}, OptionError, "stderr needs a single y"),
-    ({"y": ["loss"], "subplots": True, "col": "method"}, OptionError, "subplots"),
-    ({"col_wrap": 2}, OptionError, "col_wrap needs col"),
-    ({"col": "method", "row": "seed", "col_wrap": 2}, OptionError, "col_wrap needs col"),
-    ({"col": "method", "col_wrap": 0}, OptionError, "col_wrap must be >= 1, got 0"),
-    ({"hue_order": ["a"]}, OptionError, "hue_order needs hue"),
-    ({"row_order": ["a"]}, OptionError, "row_order needs row"),
-    ({"reference": ["a"]}, OptionError, "reference names hue levels: it needs hue"),
-    ({"categorical_x": True, "log_x": True}, OptionError, "log_x cannot apply"),
+    ({"y": ["loss"], "lines": Lines(right=["loss"])}, OptionError, "named twice"),
+    (
+        {"y": ["loss", "distance", "seed", "se", "extra"], "lines": Lines(hue="method")},
+        OptionError,
+        "with Lines.hue, at most 4",
+    ),
+    (
+        {"y": ["loss", "distance"], "replicates": Replicates(stderr="se")},
+        OptionError,
+        "Replicates.stderr needs a single y",
+    ),
+    (
+        {"y": ["loss"], "panels": Panels(subplots=True), "lines": Lines(right=["distance"])},
+        OptionError,
+        "Panels.subplots .* cannot have Lines.right",
+    ),
     ({"y": "accuracy"}, DataError, "no column 'accuracy'"),
-    ({"hue": "optimizer"}, DataError, "no column 'optimizer'"),
+    ({"lines": Lines(hue="optimizer")}, DataError, "no column 'optimizer'"),
     ({"x": "method"}, DataError, "'method' must be numeric"),
-    ({"col": "method", "col_order": ["a", "c"]}, DataError, r"'method' has no rows for .*\['c'\]"),
-    ({"hue": "method", "hue_order": ["z"]}, DataError, "'method' has no rows for level"),
+    (
+        {"panels": Panels(col="method", col_order=["a", "c"])},
+        DataError,
+        r"'method' has no rows for .*\['c'\]",
+    ),
+    ({"lines": Lines(hue="method", hue_order=["z"])}, DataError, "'method' has no rows for level"),
 ]
 
 
@@ -675,5 +738,6 @@ def test_bad_tables(tmp_path: Path) -> None:
     # every row of the level drawn lacks a value: nothing to plot
     only_nan_b = table.assign(loss=table["loss"].where(table["method"] == "a"))
     with pytest.raises(DataError, match="nothing to plot"):
-        line_panels(only_nan_b, "epoch", "loss", tmp_path / "x", hue="method", hue_order=["b"])
+        b_only = Lines(hue="method", hue_order=["b"])
+        line_panels(only_nan_b, "epoch", "loss", tmp_path / "x", lines=b_only)
     assert not list(tmp_path.iterdir())

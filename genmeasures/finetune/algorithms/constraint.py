@@ -242,9 +242,9 @@ class LayerwiseProjection:
     def for_model(cls, model: nn.Module, options: ConstraintOptions) -> LayerwiseProjection:
         """The plan for all of ``model``'s parameters, head and stages found as in training."""
         from genmeasures.finetune.blocks import stage_function
-        from genmeasures.models import head_name
+        from genmeasures.models import architecture_of
 
-        head = head_name(model)
+        head = architecture_of(model).head
         return cls.build(
             model,
             options,

@@ -30,7 +30,17 @@ import numbers
 import types
 import typing
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
+from typing import (
+    Annotated,
+    Any,
+    Literal,
+    SupportsInt,
+    TypeVar,
+    Union,
+    cast,
+    get_args,
+    get_origin,
+)
 
 from genmeasures.constraints import Constraint, OneOf, Strict
 from genmeasures.errors import OptionError
@@ -198,7 +208,8 @@ def coerce(value: Any, annotation: Any, *, strict: bool = False) -> Any:
         if isinstance(value, numbers.Integral):
             return int(value)
         if not strict and isinstance(value, numbers.Real) and float(value).is_integer():
-            return int(value)
+            # typeshed's numbers.Real has no __int__; every concrete Real converts with int()
+            return int(cast(SupportsInt, value))
         raise TypeMismatch
     if annotation is float:
         if isinstance(value, numbers.Real) and not isinstance(value, bool):
@@ -223,7 +234,7 @@ def _one_of(value: Any, rule: OneOf, strict: bool) -> str:
 
 def _satisfies(value: Any, rule: Constraint) -> bool:
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        return rule.allows(value)
+        return rule.allows(cast(float, value))  # a Real compares like a float
     if isinstance(value, list | tuple):
         return all(_satisfies(v, rule) for v in value)
     return True  # None, strings, mappings: a range says nothing about them
@@ -249,7 +260,8 @@ def check_fields(instance: Any, *, where: str, prefix: str = "") -> None:
     from a config or directly from Python is checked the same way; a refusal names the field
     as ``<prefix><field>``.
     """
-    hints = _class_hints(type(instance))
+    cls: type = type(instance)  # (a type[Any] is not Hashable to mypy)
+    hints = _class_hints(cls)
     for field in dataclasses.fields(instance):
         if not field.init:
             continue

@@ -64,6 +64,8 @@ class Registry(Generic[T]):
         if self._entry_points_loaded:
             return
         self._entry_points_loaded = True
+        if self._entry_point_group is None:
+            return  # no group: nothing to load (entry_points(group=None) matches nothing)
         for ep in entry_points(group=self._entry_point_group):
             # Loading the module is enough when it registers itself with a decorator;
             # an entry point that resolves to an unregistered object is added by its name.

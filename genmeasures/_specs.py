@@ -69,7 +69,9 @@ def parse_model_spec(spec: str) -> tuple[str, dict[str, Any]]:
 
 
 def _split_top_level(text: str) -> list[str]:
-    parts, depth, current = [], 0, []
+    parts: list[str] = []
+    depth = 0
+    current: list[str] = []
     for char in text:
         if char in "[{":
             depth += 1

@@ -118,7 +118,7 @@ class CheckpointMeta:
         )
 
 
-def _field(obj: Mapping[str, Any], key: str, kind: type, positive: bool = False) -> Any:
+def _field(obj: Mapping[str, Any], key: str, kind: type[Any], positive: bool = False) -> Any:
     value = obj.get(key)
     if value is None:
         return None

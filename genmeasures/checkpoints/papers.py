@@ -27,7 +27,7 @@ BODY_PREFIX = "feature_extractor."
 HEAD_PREFIX = "pred_head."
 
 # (block type, blocks per stage) -> registered ResNet
-_RESNETS = {
+_RESNETS: dict[tuple[str, tuple[int, ...]], str] = {
     ("basic", (2, 2, 2, 2)): "resnet18",
     ("basic", (3, 4, 6, 3)): "resnet34",
     ("bottleneck", (3, 4, 6, 3)): "resnet50",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Literal
 
 import click
 
@@ -36,7 +37,7 @@ import click
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def command(
     figure_id: str | None,
-    scale: str,
+    scale: Literal["quick", "paper"],  # a click.Choice
     out: Path,
     runs: Path,
     jobs: int,
@@ -81,6 +82,7 @@ def command(
             errors.append(fid)
             continue
         _report(result)
+        assert result.claim is not None  # reproduce() always checks the claim
         times.append((fid, result.seconds, result.claim))
     click.echo("\n| figure | seconds | claim |\n|---|---|---|")
     for fid, seconds, claim in times:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Literal
 
 import click
 
@@ -100,7 +101,7 @@ def command(
     cache_dir: Path | None,
     no_cache: bool,
     allow_import: bool,
-    select: str,
+    select: Literal["all", "last", "best"],  # a click.Choice
     quiet: bool,
 ) -> None:
     """Score checkpoints against their initialization.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import combinations, permutations
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -97,10 +98,10 @@ def conditional_mutual_information(
             summary.append(record)
             continue
         kept = table.loc[p.keep]
-        mine = []
+        mine: list[dict[str, Any]] = []
         for subset in subsets:
             mi, h, n_cells, n_pairs = _conditional_information(p.x, p.y, level_codes(kept, subset))
-            row = {
+            row: dict[str, Any] = {
                 "measure": p.measure,
                 "subset": ",".join(subset) or EMPTY_SUBSET,
                 "size": len(subset),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -66,7 +67,7 @@ def regression(
     names = measure_columns(table, measures)
     records = []
     for p in pairs(table, names, gap):
-        record = dict.fromkeys(OLS_COLUMNS, np.nan)
+        record: dict[str, Any] = dict.fromkeys(OLS_COLUMNS, np.nan)
         record.update(measure=p.measure, n=p.n, n_dropped=p.n_dropped, note=p.note)
         if p.ok:
             fit = fit_ols(p.x, p.y)
@@ -118,7 +119,7 @@ def cross_validated_r2(
     check_axes(table, [group])
     records = []
     for p in pairs(table, names, gap):
-        record = dict.fromkeys(CV_COLUMNS, np.nan)
+        record: dict[str, Any] = dict.fromkeys(CV_COLUMNS, np.nan)
         record.update(measure=p.measure, group=group, n=p.n, n_dropped=p.n_dropped, note=p.note)
         groups = level_codes(table.loc[p.keep], [group])
         n_groups = len(np.unique(groups))

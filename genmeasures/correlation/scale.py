@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -43,7 +44,7 @@ def scale_agreement(
     names = measure_columns(table, measures)
     records = []
     for p in pairs(table, names, gap, need_variation=False):
-        record = dict.fromkeys(COLUMNS, np.nan)
+        record: dict[str, Any] = dict.fromkeys(COLUMNS, np.nan)
         positive = p.y > 0
         record.update(
             measure=p.measure,

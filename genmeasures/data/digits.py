@@ -119,7 +119,7 @@ def digits_split_indices(
 def _build(
     name: str,
     classes: int | list[int] | tuple[int, ...] | None,
-    split: str,
+    split: Split,
     val_fraction: float,
     test_fraction: float,
     split_seed: int,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -129,8 +130,8 @@ class ImageFolderDataset(LabeledDataset):
         from PIL import Image
 
         try:
-            with Image.open(path) as image:
-                image = image.convert("L" if self.grayscale else "RGB")
+            with Image.open(path) as opened:
+                image = opened.convert("L" if self.grayscale else "RGB")
                 image = image.resize((self.image_size, self.image_size), Image.Resampling.BILINEAR)
                 array = np.asarray(image, dtype=np.float32) / 255.0
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
@@ -185,11 +186,13 @@ def image_folder(
     if not root.is_dir():
         raise DataError(f"image folder {path} is not a directory")
     channels = 1 if grayscale else 3
+    mean_option: float | Sequence[float] | None = mean
+    std_option: float | Sequence[float] | None = std
     if not grayscale:
-        mean = IMAGENET_MEAN if mean is None else mean
-        std = IMAGENET_STD if std is None else std
-    mean_values = per_channel(mean, channels, where=f"dataset {_NAME!r}", name="mean")
-    std_values = per_channel(std, channels, where=f"dataset {_NAME!r}", name="std")
+        mean_option = IMAGENET_MEAN if mean is None else mean
+        std_option = IMAGENET_STD if std is None else std
+    mean_values = per_channel(mean_option, channels, where=f"dataset {_NAME!r}", name="mean")
+    std_values = per_channel(std_option, channels, where=f"dataset {_NAME!r}", name="std")
 
     folder, split_folders = _split_folder(root, split)
     class_names = sorted({d.name for s in split_folders for d in _visible_dirs(s)})

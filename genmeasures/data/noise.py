@@ -63,8 +63,10 @@ ROW_SUM_TOLERANCE = 1e-6
 
 # The arguments of the noise models, declared once; checked by the one coercion layer with
 # messages "label noise: rate must be in [0, 1), got 1.2".
-NoiseKindName = Literal[NOISE_KINDS]
-RateKindName = Literal[_RATE_KINDS]
+# (Literal built from the tuples at runtime, so the names are written once; mypy cannot
+# read a Literal of a variable.)
+NoiseKindName = Literal[NOISE_KINDS]  # type: ignore[valid-type]
+RateKindName = Literal[_RATE_KINDS]  # type: ignore[valid-type]
 NoiseRate = Annotated[float, Interval(0, 1, closed="left")]
 ClassCount = Annotated[int, Strict(), AtLeast(1)]
 NoiseSeed = Annotated[int, Strict(), Interval(0, 2**64, closed="left")]

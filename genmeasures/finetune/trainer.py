@@ -23,6 +23,11 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch * 7919) % (2**63 - 1)
 
 
+def _size(dataset: Dataset) -> int:
+    """``len(dataset)``: the map-style datasets trained on here all have one."""
+    return len(dataset)  # type: ignore[arg-type]  # torch's Dataset declares no __len__
+
+
 class _Indexed(Dataset):
     """Yields (input, index) so the loop can read the current (noisy/corrected) labels."""
 
@@ -30,7 +35,7 @@ class _Indexed(Dataset):
         self.dataset = dataset
 
     def __len__(self) -> int:
-        return len(self.dataset)
+        return _size(self.dataset)
 
     def __getitem__(self, index: int):
         return self.dataset[index][0], index
@@ -50,10 +55,10 @@ class TrainingData:
         self._inputs = inputs.to(self.device) if isinstance(inputs, torch.Tensor) else None
 
     def __len__(self) -> int:
-        return len(self.dataset)
+        return _size(self.dataset)
 
     def batches(self, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        order = torch.randperm(len(self.dataset), generator=generator)
+        order = torch.randperm(_size(self.dataset), generator=generator)
         if self._inputs is not None:
             for start in range(0, len(order), self.batch_size):
                 index = order[start : start + self.batch_size]

@@ -5,12 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from genmeasures.errors import MeasureError
 from genmeasures.losses import PerSampleLoss, cross_entropy_per_sample
+
+if TYPE_CHECKING:
+    from genmeasures.data.evalset import EvaluationSet
 
 
 @dataclass
@@ -26,7 +30,7 @@ class MeasureContext:
     weights: Mapping[str, torch.Tensor]
     init: Mapping[str, torch.Tensor] | None = None
     model_factory: Callable[[], nn.Module] | None = None
-    data: object | None = None
+    data: EvaluationSet | None = None
     loss: PerSampleLoss = cross_entropy_per_sample
     n_train: int | None = None
     seed: int = 0

@@ -47,6 +47,7 @@ def curvature_setup(ctx: MeasureContext, layers: LayerPattern) -> Iterator[Curva
 
     Inputs are cast to the model's floating dtype, so float64 models work on float32 data.
     """
+    assert ctx.data is not None  # "data" is in the curvature measures' needs
     model = ctx.model
     names = select_layers(ctx.weights, layers, model=model)
     dtype = next(model.parameters()).dtype

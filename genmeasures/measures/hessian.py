@@ -47,6 +47,7 @@ from genmeasures.measures.results import LayerValue, MeasureResult
 
 CURVATURE_NEEDS = ("data", "model", "curvature")
 
+
 def _product_choices() -> tuple[str, ...]:
     return ("auto", *PRODUCT_METHODS.names())
 

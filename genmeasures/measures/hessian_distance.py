@@ -146,8 +146,7 @@ def _displacements(setup: CurvatureSetup, head_reference: str) -> dict[str, torc
     head = _head_parameters(setup) if head_reference == "zero" else set()
     return {
         name: (
-            ctx.weights[name].to(ctx.device)
-            - (0 if name in head else init[name].to(ctx.device))
+            ctx.weights[name].to(ctx.device) - (0 if name in head else init[name].to(ctx.device))
         ).to(dict(setup.model.named_parameters())[name].dtype)
         for name in setup.names
     }

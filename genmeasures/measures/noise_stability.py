@@ -115,7 +115,7 @@ def noise_stability(
                 by_layer[i].append(_mean(values[start : start + len(signs)]) - base_loss)
 
     value, stderr = _mean_and_stderr(joint)
-    rows = ()
+    rows: tuple[LayerValue, ...] = ()
     if per_layer:
         rows = tuple(
             LayerValue(name, *_mean_and_stderr(diffs), extras={"sigma": s})

@@ -94,7 +94,7 @@ def registered_architecture(name: str) -> Architecture | None:
     return _ARCHITECTURES.get(name)
 
 
-for _name, _factory, _architecture in [
+_BUILT_IN: list[tuple[str, ModelFactory, Architecture]] = [
     ("mlp", mlp, MLP_ARCHITECTURE),
     ("cnn", cnn, CNN_ARCHITECTURE),
     ("resnet18", resnet18, RESNET_ARCHITECTURE),
@@ -103,7 +103,8 @@ for _name, _factory, _architecture in [
     ("resnet101", resnet101, RESNET_ARCHITECTURE),
     ("vit_b_16", vit_b_16, VIT_ARCHITECTURE),
     ("vit_tiny", vit_tiny, VIT_ARCHITECTURE),
-]:
+]
+for _name, _factory, _architecture in _BUILT_IN:
     MODELS.add(_name, _factory)
     _ARCHITECTURES[_name] = _architecture
 
@@ -251,7 +252,7 @@ def build_model(
     architecture = _ARCHITECTURES.get(name)
     # (A model using the name ``architecture`` for something else keeps it: fallback.)
     if architecture is not None and not hasattr(model, "architecture"):
-        model.architecture = architecture
+        model.architecture = architecture  # type: ignore[assignment]  # Module stubs: Tensor | Module
     return model
 
 
@@ -287,5 +288,5 @@ def replace_head(model: nn.Module, num_classes: int) -> nn.Module:
     parent = model.get_submodule(parent_name) if parent_name else model
     setattr(parent, attr, new)
     if isinstance(getattr(model, "num_classes", None), int):
-        model.num_classes = num_classes
+        model.num_classes = num_classes  # type: ignore[assignment]  # Module stubs: Tensor | Module
     return model

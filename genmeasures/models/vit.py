@@ -170,13 +170,15 @@ class VisionTransformer(nn.Module):
             seq_length, num_layers, num_heads, hidden_dim, mlp_dim, dropout, attention_dropout
         )
         self.seq_length = seq_length
-        self.heads = nn.Sequential(OrderedDict(head=nn.Linear(hidden_dim, self.num_classes)))
+        head = nn.Linear(hidden_dim, self.num_classes)
+        self.heads = nn.Sequential(OrderedDict(head=head))
 
         fan_in = in_channels * patch_size * patch_size
         nn.init.trunc_normal_(self.conv_proj.weight, std=math.sqrt(1 / fan_in))
+        assert self.conv_proj.bias is not None  # nn.Conv2d's default bias=True
         nn.init.zeros_(self.conv_proj.bias)
-        nn.init.zeros_(self.heads.head.weight)
-        nn.init.zeros_(self.heads.head.bias)
+        nn.init.zeros_(head.weight)
+        nn.init.zeros_(head.bias)
 
     def _process_input(self, x: torch.Tensor) -> torch.Tensor:
         n, _, h, w = x.shape

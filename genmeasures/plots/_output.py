@@ -43,9 +43,11 @@ def save(figure: Figure, stem: str | os.PathLike) -> tuple[Path, Path]:
         for fmt in FORMATS:
             path = stem.with_name(f"{stem.name}.{fmt}")
             metadata = {"CreationDate": None} if fmt == "pdf" else None
-            atomic_write_with(
-                path, lambda tmp, fmt=fmt, md=metadata: figure.savefig(tmp, format=fmt, metadata=md)
-            )
+
+            def write(tmp: str, fmt: str = fmt, md: dict[str, None] | None = metadata) -> None:
+                figure.savefig(tmp, format=fmt, metadata=md)
+
+            atomic_write_with(path, write)
             paths.append(path)
     finally:
         figure.clear()

@@ -62,8 +62,8 @@ def colors(n: int) -> list:
 
 def wants_log(values: Sequence[float] | np.ndarray) -> bool:
     """Whether positive ``values`` span orders of magnitude (max / min > :data:`LOG_SPAN`)."""
-    values = np.asarray(values, dtype=float)
-    values = values[np.isfinite(values)]
-    if len(values) < 2 or (values <= 0).any():
+    array = np.asarray(values, dtype=float)
+    array = array[np.isfinite(array)]
+    if len(array) < 2 or (array <= 0).any():
         return False
-    return bool(values.max() / values.min() > LOG_SPAN)
+    return bool(array.max() / array.min() > LOG_SPAN)

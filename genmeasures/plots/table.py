@@ -171,7 +171,7 @@ def _read_back(axes, quantities: list[str]) -> pd.DataFrame:
             if image.get_gid() != "cells":
                 continue
             cells = image.cells
-            drawn = np.ma.filled(np.ma.asarray(image.get_array(), dtype=float), np.nan)
+            drawn: np.ndarray = np.ma.filled(np.ma.asarray(image.get_array(), dtype=float), np.nan)
             position = {c: j for j, c in enumerate(quantities)}
             ratio = [
                 10 ** drawn[r, position[c]]

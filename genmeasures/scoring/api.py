@@ -54,6 +54,7 @@ def score(
     requests = resolve_requests(measures)
     device = resolve_device(device)
     weights = state_of(model, "model")
+    assert weights is not None  # state_of gives None only for None, and model is a module
     init_state = state_of(init, "init")
     check_finite(weights, "model")
     if init_state is not None:

@@ -230,6 +230,7 @@ class _Scorer:
     def score(self, item: FoundCheckpoint, bar: tqdm) -> list[dict[str, Any]]:
         init = self._own_names(self.loader.init(item.init))
         ckpt = self._own_names(load_checkpoint(item.checkpoint))
+        assert ckpt is not None  # _own_names passes a loaded checkpoint through or renames it
         check_finite(ckpt.state, str(ckpt.path))
         spec, may_import = self._model_spec(ckpt, init)
         meta_model = _meta_model(spec, may_import)
@@ -268,6 +269,7 @@ class _Scorer:
         # (Cached results were checked when they were computed, from the same inputs.)
         checks_labels = evaluation is not None and spec is not None and uses_model(self.requests)
         if checks_labels and not self.only_cached:
+            assert evaluation is not None  # checks_labels says so
             check_labels(ctx.model, evaluation, self.device)
         digests = {
             "checkpoint": ckpt.digest,
@@ -334,10 +336,9 @@ class _Scorer:
     ) -> MeasureResult | None:
         key = result_key(measure, options, digests)
         # Data without a fingerprint (a user's DataLoader) cannot be cached safely.
-        cacheable = self.cache is not None and (
-            "data" not in measure.needs or digests["data"] is not None
-        )
-        result = self.cache.get(key) if cacheable else None
+        cacheable = "data" not in measure.needs or digests["data"] is not None
+        cache = self.cache if cacheable else None
+        result = cache.get(key) if cache is not None else None
         if result is not None:
             self.report.cached += 1
             return result
@@ -362,9 +363,9 @@ class _Scorer:
             entry = self.report.warnings.setdefault((measure.name, kind), [0, message])
             entry[0] += 1
         self.report.computed += 1
-        if cacheable:
+        if cache is not None:
             try:
-                self.cache.put(key, result)
+                cache.put(key, result)
             except OSError as exc:  # a read-only or full cache: go on without it
                 self.report.warnings.setdefault(
                     ("cache", "unwritable"),
@@ -415,6 +416,7 @@ class _Loader:
 
             dataset = load_dataset(spec)
             if labels:
+                assert run is not None  # labels are only read from a run directory
                 dataset = dataset.with_targets(read_labels(run, labels))
             self._datasets[key] = EvaluationSet.from_dataset(
                 dataset,

@@ -27,7 +27,7 @@ def norm_statistics(model: nn.Module) -> list[tuple[nn.Module, str, torch.Tensor
     num_batches_tracked). Buffers that are ``None`` (no tracking) or not yet materialized
     (lazy modules) are skipped.
     """
-    found = []
+    found: list[tuple[nn.Module, str, torch.Tensor]] = []
     for module in model.modules():
         if not isinstance(module, _NormBase):
             continue

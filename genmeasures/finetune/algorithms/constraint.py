@@ -84,7 +84,7 @@ class ProjectionTarget:
 # ------------------------------------------------------------------------- the projections
 
 
-def _shrink_factor(norms: torch.Tensor, radius: float) -> torch.Tensor:
+def _shrink_factor(norms: torch.Tensor, radius: float | torch.Tensor) -> torch.Tensor:
     """``1 / max(1, norm / radius)``, exactly 1 inside the ball (also for radius 0)."""
     return torch.where(norms > radius, radius / norms, torch.ones_like(norms))
 
@@ -119,7 +119,7 @@ def project_frobenius_all_(
     deltas: list[torch.Tensor] = list(weights)
     if with_center:
         moved = torch._foreach_sub(
-            [weights[i] for i in with_center], [centers[i] for i in with_center]
+            [weights[i] for i in with_center], [c for c in centers if c is not None]
         )
         for i, delta in zip(with_center, moved, strict=True):
             deltas[i] = delta
@@ -266,6 +266,7 @@ class LayerwiseProjection:
             weight = params[target.name]
             center = None if target.center == "zero" else init[target.name]
             if target.kind == "scale":
+                assert center is not None  # scale targets are centred on init
                 clamp_scale_(weight, center, target.radius)
             elif self.norm == "mars":
                 project_mars_(weight, center, target.radius)
@@ -330,7 +331,8 @@ class Constraint(Algorithm):
     """
 
     name = "constraint"
-    Options = ConstraintOptions
+    # The options class is shared with regsl/robust, whose Options derive from it.
+    Options = ConstraintOptions  # type: ignore[assignment]
 
     def __init__(self, options: ConstraintOptions, state: TrainState) -> None:
         super().__init__(options, state)

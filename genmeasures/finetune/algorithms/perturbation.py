@@ -101,6 +101,11 @@ def shifted(
             torch._foreach_copy_(list(params), list(saved))
 
 
+def _at(tensors: Sequence[torch.Tensor | None], indices: list[int]) -> list[torch.Tensor]:
+    """``tensors[i]`` for each of ``indices``, which the caller chose where they are set."""
+    return [t for i in indices if (t := tensors[i]) is not None]
+
+
 class GradientSum:
     """sum_i weight_i * gradient_i per parameter, written into ``.grad`` at the end."""
 
@@ -114,13 +119,11 @@ class GradientSum:
         fresh = [i for i, g in enumerate(grads) if g is not None and self.total[i] is None]
         seen = [i for i, g in enumerate(grads) if g is not None and self.total[i] is not None]
         if fresh:
-            torch._foreach_mul_([grads[i] for i in fresh], weight)
+            torch._foreach_mul_(_at(grads, fresh), weight)
             for i in fresh:
                 self.total[i] = grads[i]
         if seen:
-            torch._foreach_add_(
-                [self.total[i] for i in seen], [grads[i] for i in seen], alpha=weight
-            )
+            torch._foreach_add_(_at(self.total, seen), _at(grads, seen), alpha=weight)
 
     def write(self) -> None:
         """Add the sum to ``.grad`` (as ``backward`` would); parameters never reached keep
@@ -226,7 +229,7 @@ class NSO(Algorithm):
         if s.lam > 0:
             clean_loss, grads = loss_and_gradients(self, inputs, targets, indices, params)
             gradient.add(grads, s.lam)
-        losses = []
+        losses: list[torch.Tensor] = []
         if s.lam < 1:
             signs = (1.0, -1.0) if s.two_sided else (1.0,)
             weight = (1 - s.lam) / (s.k * len(signs))

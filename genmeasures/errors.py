@@ -48,6 +48,10 @@ class PluginError(GenMeasuresError):
     """An installed plug-in (an entry point) fails to load or clashes with another."""
 
 
+class StudyError(GenMeasuresError):
+    """A study or figure cannot produce its result (every run of it failed)."""
+
+
 def one_line(exc: BaseException | str) -> str:
     """Collapse an exception message onto one line (the exception's type if it is empty)."""
     text = " ".join((exc if isinstance(exc, str) else str(exc)).split())

@@ -25,7 +25,7 @@ import pandas as pd
 
 from genmeasures._io import atomic_write_text
 from genmeasures._registry import Registry
-from genmeasures.errors import PluginError, describe_failure
+from genmeasures.errors import PluginError, StudyError, describe_failure
 from genmeasures.plots import PlotResult
 from genmeasures.reproduce.study import FigureData
 
@@ -155,6 +155,18 @@ def _figure_specs(ep: EntryPoint) -> list[FigureSpec]:
     raise PluginError(f"figures {_describe(ep)} gave {type(found).__name__}, not FigureSpecs")
 
 
+def _check_something_to_draw(figure_id: str, data: object) -> None:
+    """A study whose every run failed leaves nothing to draw: say so, naming the failures,
+    instead of letting the drawing stumble over the empty table."""
+    scores = getattr(data, "scores", None)
+    failures = tuple(getattr(data, "failures", ()))
+    if isinstance(scores, pd.DataFrame) and scores.empty and failures:
+        raise StudyError(
+            f"figure {figure_id!r}: nothing to draw, all {len(failures)} runs or scorings "
+            f"failed; the first: {failures[0]}"
+        )
+
+
 def reproduce(
     figure_id: str,
     scale: Scale = "quick",
@@ -180,6 +192,7 @@ def reproduce(
     experiment = spec.studies[scale]()
     workdir = Path(runs) / (experiment.workdir or spec.id) / scale
     data = experiment.run(workdir, jobs=jobs, progress=progress)
+    _check_something_to_draw(figure_id, data)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     drawn = spec.draw(data, out / spec.id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from click.testing import CliRunner
 
 import genmeasures.reproduce.figures as figures_module
 from genmeasures._registry import Registry
-from genmeasures.errors import OptionError, PluginError
+from genmeasures.errors import OptionError, PluginError, StudyError
 from genmeasures.reproduce import (
     FIGURE_ENTRY_POINTS,
     Claim,
@@ -24,6 +25,7 @@ from genmeasures.reproduce import (
     register_figure,
     reproduce,
 )
+from genmeasures.reproduce.study import FigureData
 
 FIGURE_IDS = [spec.id for spec in list_figures()]
 
@@ -164,3 +166,28 @@ def test_an_entry_point_giving_something_else_is_an_error(install) -> None:
     LOADS[:] = ["not a figure"]
     with pytest.raises(PluginError, match=r"entry point 'odd' .* gave str"):
         list_figures()
+
+
+class _EveryRunFailed:
+    """An experiment whose runs all failed: empty scores and the failures' messages."""
+
+    workdir = None
+
+    def run(self, out, *, jobs=2, progress=True) -> FigureData:
+        empty = pd.DataFrame()
+        failures = ("runs/erm-0: CUDA out of memory", "runs/erm-1: CUDA out of memory")
+        return FigureData(Path(out), empty, empty, empty, failures)
+
+
+def test_a_figure_whose_every_run_failed_says_so_in_one_line(install, tmp_path) -> None:
+    install()
+    spec = _example("all_failed")
+    register_figure(replace(spec, studies={"tiny": _EveryRunFailed}))
+    with pytest.raises(StudyError) as failed:
+        reproduce("all_failed", "tiny", tmp_path / "figures", runs=tmp_path / "runs")
+    message = str(failed.value)
+    assert "\n" not in message
+    assert (
+        "all 2 runs or scorings failed" in message and "runs/erm-0: CUDA out of memory" in message
+    )
+    assert not (tmp_path / "figures" / "all_failed.csv").exists()  # nothing half-written

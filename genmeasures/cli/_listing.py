@@ -14,6 +14,12 @@ from typing import Any
 from genmeasures._coerce import describe_type, split_annotated, type_hints
 
 
+def first_paragraph(docstring: str | None) -> str:
+    """A docstring's first paragraph, joined onto one line (a summary that wraps in the
+    source is not cut at the line break)."""
+    return " ".join((docstring or "").strip().split("\n\n")[0].split())
+
+
 def option_line(name: str, annotation: Any, default: Any, help_text: str, *, verbose: bool) -> str:
     """``    --  name (type range) = default`` and, verbose, the help text below it."""
     line = f"    --  {name} ({describe_type(annotation)}) = {default!r}"

@@ -51,6 +51,8 @@ def test_algorithms_lists_options_with_ranges_and_help() -> None:
     code, short, _ = invoke("algorithms")
     assert code == 0 and "distance (float >= 0) = 1.0" in short
     assert "D, the radius of the first stages" not in short
+    # A summary that wraps in the docstring is listed whole, not cut at the line break.
+    assert 'it is the papers\' "fine-tuning with early stop" baseline.' in short
 
 
 def test_config_reference_lists_every_key_with_its_range() -> None:

@@ -20,21 +20,22 @@ number of a list; ``None`` and strings pass it (``Annotated[int, AtLeast(1)] | N
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
 
-class Constraint:
+class Constraint(ABC):
     """A rule a number must satisfy; subclasses say which (``allows``) and how (``describe``)."""
 
+    @abstractmethod
     def allows(self, number: float) -> bool:
         """Whether ``number`` satisfies the rule."""
-        raise NotImplementedError
 
+    @abstractmethod
     def describe(self) -> str:
         """The rule as it reads after "must be": ``> 0``, ``in [0, 1)``."""
-        raise NotImplementedError
 
 
 @dataclass(frozen=True)

@@ -119,9 +119,9 @@ def _block_traces(fmodel, batches, covered: dict[int, tuple[str, str]]):
     by_vmap = _vmapped_squared_norms(fmodel, rest) if rest else None
     vmap_bytes = sum(params[i].numel() * params[i].element_size() for i in rest)
     spent, hooked_bytes = 0, None
+    with torch.no_grad():
+        classes = fmodel.outputs(params, batches[0][0][:1]).shape[1] if batches else 0
     for inputs, targets in batches:
-        with torch.no_grad():
-            classes = fmodel.outputs(params, inputs[:1]).shape[1]
         start = 0
         while start < len(inputs):
             # The first chunk is one sample, to learn what the layer features hold per sample.

@@ -21,6 +21,7 @@ blocks are left to the caller.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,22 +33,22 @@ from torch import nn
 from genmeasures.curvature.functional import FunctionalModel
 
 
-class NormRule:
+class NormRule(ABC):
     """How to get per-sample squared gradient norms of one module class's parameters."""
 
     def applies(self, module: nn.Module) -> bool:
         """Whether the rule computes this module's gradients exactly (its configuration)."""
         return True
 
+    @abstractmethod
     def features(self, module: nn.Module, layer_input: torch.Tensor) -> Any:
         """What the norms need from the layer's input, taken when the module runs."""
-        raise NotImplementedError
 
+    @abstractmethod
     def squared_norms(
         self, module: nn.Module, features: Any, grad_output: torch.Tensor
     ) -> dict[str, torch.Tensor]:
         """||dL_n/dparam||^2 for every sample n, shape (N,), keyed by parameter attribute."""
-        raise NotImplementedError
 
 
 NORM_RULES: dict[type[nn.Module], NormRule] = {}

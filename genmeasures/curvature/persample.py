@@ -116,11 +116,11 @@ def positive_part_form(
     flat_w = flatten(fmodel.params)
     flat_v = flatten(direction)
     dim = flat_w.numel()
-    per_sample_hvp = _per_sample_hvp(fmodel, flat_w)
     if dim <= exact_max_dim:
         exact = _exact_positive_part(fmodel, flat_w, inputs, targets, flat_v)
         if exact is not None:
             return exact, dim * len(targets)
+    per_sample_hvp = _per_sample_hvp(fmodel, flat_w)
     steps = min(steps, dim)
     bytes_per_row = dim * flat_w.element_size() * (steps + 4)
     chunk = max(1, _MEMORY // bytes_per_row)
@@ -149,11 +149,7 @@ def _exact_positive_part(
     in chunks of at most ``_MEMORY`` bytes of rows), or None where torch.func cannot batch
     the model (the caller's Lanczos route then falls back on its own)."""
     dim = flat_w.numel()
-    loss = _sample_loss_of_flat(fmodel)
-
-    def hvp(x, y, vector):
-        return jvp(lambda w: grad(loss)(w, x, y), (flat_w,), (vector,))[1]
-
+    hvp = _sample_hvp(_sample_loss_of_flat(fmodel), flat_w)
     # The unit vectors share each sample's forward pass (inner vmap, x unbatched).
     block_of = vmap(vmap(hvp, in_dims=(None, None, 0)), in_dims=(0, 0, None))
     units = torch.eye(dim, dtype=flat_w.dtype, device=flat_w.device)
@@ -177,16 +173,21 @@ def _exact_positive_part(
     return torch.cat(values)
 
 
+def _sample_hvp(loss, flat_w: torch.Tensor):
+    """(x, y, v) -> H(x, y) v for one sample, forward-over-reverse at ``flat_w``."""
+
+    def hvp(x, y, vector):
+        return jvp(lambda w: grad(loss)(w, x, y), (flat_w,), (vector,))[1]
+
+    return hvp
+
+
 def _per_sample_hvp(fmodel: FunctionalModel, flat_w: torch.Tensor):
     """(x, y, rows) -> H_j rows_j for each sample j: vmapped forward-over-reverse, or double
     backward one sample at a time when the model has no forward-mode rule (with a warning).
     """
     loss = _sample_loss_of_flat(fmodel)
-
-    def hvp(x, y, vector):
-        return jvp(lambda w: grad(loss)(w, x, y), (flat_w,), (vector,))[1]
-
-    vmapped = vmap(hvp)
+    vmapped = vmap(_sample_hvp(loss, flat_w))
     fallback = False
 
     def by_double_backward(inputs, targets, rows):

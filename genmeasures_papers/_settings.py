@@ -1,10 +1,50 @@
-"""Settings several figures share: the quick-scale source model and the paper-scale base."""
+"""Settings several figures share: the quick scale's regime and the paper scale's base.
+
+The quick scale is the library's built-in regime (:mod:`genmeasures.reproduce.regime`: a
+depth-20 ResNet-18 at width 1/8, pretrained on one half of every digit's images, fine-tuned
+on 30 images per digit of the other half, long enough to memorize noisy labels), plus:
+
+- a smooth variant (every ReLU a GELU, its own source model) for the claims about smooth
+  losses: second-order Taylor expansions such as noise stability ~ (sigma^2/2) Tr(H) need
+  activations without kinks;
+- the tiny scale's CNN source model, for the tests.
+"""
 
 from __future__ import annotations
 
 import copy
 from typing import Any
 
+from genmeasures.reproduce.regime import (
+    QUICK_DATA,
+    QUICK_MODEL,
+    QUICK_TRAIN,
+    QUICK_TRAIN_SET,
+    QUICK_VAL,
+    SOURCE_SEED,
+    quick_base,
+    quick_pretrain,
+)
+
+__all__ = [
+    "QUICK_DATA",
+    "QUICK_MODEL",
+    "QUICK_TRAIN",
+    "QUICK_TRAIN_SET",
+    "QUICK_VAL",
+    "SMOOTH_MODEL",
+    "SOURCE_SEED",
+    "digits_pretrain",
+    "indoor_resnet50",
+    "quick_base",
+    "quick_pretrain",
+]
+
+#: The same network with GELU activations, for claims about smooth losses.
+SMOOTH_MODEL: dict[str, Any] = {
+    "name": "resnet18",
+    "kwargs": {**QUICK_MODEL["kwargs"], "activation": "gelu"},
+}
 _DIGITS_PRETRAIN = {
     "model": {"name": "cnn"},
     "data": {"train": "digits-source:split=train", "test": "digits-source:split=test"},
@@ -31,7 +71,7 @@ _INDOOR_RESNET50 = {
 
 
 def digits_pretrain(model: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The quick scale's source model: a CNN (or ``model``) trained on digits 0-4, 20 epochs.
+    """The tiny scale's (tests') source model: a CNN (or ``model``) trained on digits 0-4.
 
     Figures whose pretraining configs are equal pretrain identical weights."""
     config = copy.deepcopy(_DIGITS_PRETRAIN)

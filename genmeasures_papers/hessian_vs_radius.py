@@ -2,9 +2,12 @@
 
 Constrained fine-tuning at a range of radii D: the Hessian-based bound rises with D like the
 observed loss gap and stays within a small factor of it, while a distance-only norm bound is
-orders of magnitude above. Quick scale: a CNN pretrained on digits 0-4, fine-tuned on digits
-5-9. Paper scale: ResNet-50 fine-tuned on an image-folder dataset (e.g. MIT Indoor) from
-ImageNet weights, on a GPU.
+orders of magnitude above. Quick scale: the papers' regime shrunk
+(``genmeasures_papers._settings``): a depth-20 ResNet-18 at width 1/8, pretrained on one half
+of every digit's images, fine-tuned with the layer-wise constraint (the same radius D for every
+backbone layer) on 30 clean images per digit of the other half, 30 epochs, 3 seeds; both bounds
+with the whole training split. Paper scale: ResNet-50 fine-tuned on an image-folder dataset
+(e.g. MIT Indoor) from ImageNet weights, on a GPU.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from scipy.stats import kendalltau
 
 from genmeasures.plots import overlay
 from genmeasures.reproduce import Claim, FigureData, FigureSpec, Study
-from genmeasures_papers._settings import digits_pretrain, indoor_resnet50
+from genmeasures_papers._settings import indoor_resnet50, quick_base, quick_pretrain
 
 RADII = [0.05, 0.1, 0.2, 0.5, 1.0, 2.0]
 MEASURES = ("hessian_bound", "distance_bound")
@@ -25,15 +28,8 @@ MEASURES = ("hessian_bound", "distance_bound")
 def quick() -> Study:
     return Study(
         name="hessian-vs-radius (quick)",
-        pretrain=digits_pretrain(),
-        base={
-            "model": {"name": "cnn"},
-            "data": {
-                "train": "digits-target:split=train,n_per_class=30",
-                "test": "digits-target:split=test",
-            },
-            "train": {"epochs": 15, "batch_size": 16, "lr": 0.01},
-        },
+        pretrain=quick_pretrain(),
+        base=quick_base(),
         grid={"algorithm": [{"name": "constraint", "distance": d} for d in RADII]},
         seeds=(0, 1, 2),
         measures=MEASURES,
@@ -122,8 +118,16 @@ SPEC = FigureSpec(
     studies={"quick": quick, "paper": paper, "tiny": tiny},
     draw=draw,
     check=check,
-    notes="At quick scale the CNN has three weight layers, so the spectral-norm product "
-    "that makes distance_bound explode with depth stays near 1 and the bound is only a few "
-    "times the gap; the paper's ResNet-50 has about fifty. The hessian_bound half of the "
-    "claim (rises with D like the gap, within a small factor) holds at quick scale.",
+    notes=(
+        "At quick scale, in the papers' regime, distance_bound is orders of magnitude above "
+        "the gap as claimed (median 2e8 x: the product of 20 spectral norms), and the Hessian"
+        " distance itself rises with the radius (2.1 at D = 0.05 to 4.4-4.6 at D = 1-2, "
+        "Kendall tau 0.87). But hessian_bound = sqrt(C/n) sum_i sqrt(calH_i) falls with D "
+        "(tau -0.47 against the gap) and stays below the gap (median 0.46x): C, the largest "
+        "per-sample training loss, falls twelvefold (0.29 at D = 0.05 to 0.025 at D = 2) as a"
+        " looser constraint lets the network interpolate its 300 images. The gap itself moves"
+        " little (0.107 to 0.142; test accuracy 0.96-0.97 at every radius), because the "
+        "source features already suit the target. The claim as defined (C the empirical "
+        "maximum of the training loss) fails wherever fine-tuning interpolates."
+    ),
 )

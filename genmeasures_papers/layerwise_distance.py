@@ -10,11 +10,12 @@ fine-tuner uses). The last layer is the new classification head, trained from a 
 grows with depth; the constraint caps it (every backbone layer within its radius, which erm
 exceeds).
 
-Quick scale: a ResNet-18 (torchvision layout, width multiplier 0.25, 3x3 stem for 8x8
-inputs; 20 weight layers and the head) pretrained on digits 0-4 and fine-tuned on 30 images
-per class of digits 5-9 (clean labels) for 20 epochs (SGD, lr 0.01), constraint D = 0.2,
-gamma = 2; 3 seeds. Paper scale: ResNet-50 from ImageNet weights on an image folder (MIT Indoor
-layout), 30 epochs, the published Indoor constraint (D = 0.137, gamma = 2.53, head 6.41), GPU.
+Quick scale: the papers' regime shrunk (``genmeasures_papers._settings``): a ResNet-18
+(torchvision layout, width 1/8, 3x3 stem for 8x8 inputs; 20 weight layers and the head)
+pretrained on one half of every digit's images and fine-tuned on 30 clean images per digit of
+the other half for 30 epochs (SGD, lr 0.05, cosine), constraint D = 0.2, gamma = 2; 3 seeds.
+Paper scale: ResNet-50 from ImageNet weights on an image folder (MIT Indoor layout), 30 epochs,
+the published Indoor constraint (D = 0.137, gamma = 2.53, head 6.41), GPU.
 """
 
 from __future__ import annotations
@@ -30,36 +31,22 @@ from genmeasures.finetune.algorithms.constraint import ConstraintOptions, Layerw
 from genmeasures.models import build_model
 from genmeasures.plots.lines import Axes, Legend, Lines, line_panels
 from genmeasures.reproduce import Claim, FigureData, FigureSpec, Study
-from genmeasures_papers._settings import indoor_resnet50
+from genmeasures_papers._settings import QUICK_MODEL, indoor_resnet50, quick_base, quick_pretrain
 
 MEASURE = "layerwise_distance"
 RADIUS = "constraint radius"
 GROWS = 0.5  # "grows with depth": Spearman rho of erm's distance against depth at least this
 TOLERANCE = 1e-3  # relative slack of "within the radius" (float32 weights)
 
-MODEL = {
-    "name": "resnet18",
-    "kwargs": {"width_multiplier": 0.25, "small_input": True, "in_channels": 1},
-}
+MODEL = QUICK_MODEL
 CONSTRAINT = {"name": "constraint", "distance": 0.2, "gamma": 2.0, "head_distance": 10.0}
 
 
 def quick() -> Study:
     return Study(
         name="layerwise-distance (quick)",
-        pretrain={
-            "model": MODEL,
-            "data": {"train": "digits-source:split=train", "test": "digits-source:split=test"},
-            "train": {"epochs": 15, "batch_size": 32, "lr": 0.05, "schedule": "cosine"},
-        },
-        base={
-            "model": MODEL,
-            "data": {
-                "train": "digits-target:split=train,n_per_class=30",
-                "test": "digits-target:split=test",
-            },
-            "train": {"epochs": 20, "batch_size": 16, "lr": 0.01, "save_every": 20},
-        },
+        pretrain=quick_pretrain(),
+        base=quick_base(),
         grid={"algorithm": [{"name": "erm"}, CONSTRAINT]},
         seeds=(0, 1, 2),
         measures=(MEASURE,),
@@ -69,7 +56,7 @@ def quick() -> Study:
 
 
 def tiny() -> Study:
-    model = {"name": "resnet18", "kwargs": {**MODEL["kwargs"], "width_multiplier": 0.125}}
+    model = {"name": "resnet18", "kwargs": {**MODEL["kwargs"], "width_multiplier": 0.0625}}
     study = quick()
     return replace(
         study,
@@ -78,15 +65,15 @@ def tiny() -> Study:
             **study.pretrain,
             "model": model,
             "data": {
-                "train": "digits-source:split=train,n_per_class=20",
-                "test": "digits-source:split=test",
+                "train": "digits10-source:split=train,n_per_class=5",
+                "test": "digits10-source:split=test",
             },
             "train": {"epochs": 1, "batch_size": 32, "lr": 0.05},
         },
         base={
             **study.base,
             "model": model,
-            "data": {**study.base["data"], "train": "digits-target:split=train,n_per_class=10"},
+            "data": {**study.base["data"], "train": "digits10-target:split=train,n_per_class=3"},
             "train": {"epochs": 1, "batch_size": 16, "lr": 0.01},
         },
         seeds=(0,),
@@ -199,14 +186,17 @@ SPEC = FigureSpec(
     studies={"quick": quick, "paper": paper, "tiny": tiny},
     draw=draw,
     check=check,
-    notes="At quick scale erm's per-layer distance does not grow with depth: 0.57 at the "
-    "stem, 0.62-0.76 in stage 1, 0.59-1.20 in stage 2, 0.54-1.26 in stage 3 and "
-    "0.72-1.08 in stage 4 (the 1x1 downsample convolutions and the second block of "
-    "each stage lower), Spearman rho 0.10 over the 20 backbone layers. Likely cause: "
-    "the source task (digits 0-4) is a poor match for the target (digits 5-9) at "
-    "every level, so fine-tuning rewrites the early stages about as much as the late "
-    "ones. The cap half holds: the constraint keeps every backbone layer at or inside "
-    "its radius while erm exceeds it at 19 of 20 layers. To reproduce the depth "
-    "trend: a source model whose lower layers already suit the target, as ImageNet "
-    "weights do for the paper's ResNet-50 on Indoor (the paper scale here).",
+    notes=(
+        "At quick scale the cap holds exactly (every backbone layer at or inside its radius, "
+        "max distance/radius 1.000, while erm exceeds the radius at 20 of 20 layers), and "
+        "erm's distance grows with depth from the stem to stage 3 (stem 1.06, stage 1 "
+        "1.0-1.2, stage 2 1.0-2.2, stage 3 1.2-2.6) but not into stage 4 (1.3-2.0), and in "
+        "every stage the 1x1 downsample convolution and the second block move less than the "
+        "first block: Spearman rho 0.38 over the 20 backbone layers (claim >= 0.5). The "
+        "source task now suits the target (all ten digits, disjoint images), and rho rose "
+        "from 0.10 at the earlier quick scale. The paper's trend is over ImageNet ResNets "
+        "with 50-100 layers and a 1000-class source; with 20 layers and widths of 8-64 "
+        "channels the within-stage pattern (first block vs second, downsample) is as large as"
+        " the trend across stages."
+    ),
 )

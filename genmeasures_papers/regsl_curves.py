@@ -8,11 +8,12 @@ claim: erm memorizes (its training accuracy keeps rising while its test accuracy
 its peak); regsl keeps a higher test accuracy and corrects labels (the count rises).
 
 Quick scale: exactly the erm and regsl runs of ``label-noise-accuracy`` at noise rate 0.6
-(same work directory and configs; see that module): a CNN (width 32) pretrained on digits
-0-4, 30 images per class of digits 5-9 with 60% of the labels resampled uniformly over the 5
-classes (48% wrong), 40 epochs of SGD (lr 0.02, cosine), regsl's published schedule
-(reweighting from epoch 5, correction from epoch 10 at confidence > 0.9) and radii D = 1,
-D * gamma = 2; 3 seeds. Paper scale: ResNet-18 from ImageNet weights on an image folder,
+(same work directory and configs; see that module): a depth-20 ResNet-18 at width 1/8
+pretrained on one half of every digit's images, 30 images per digit of the other half with
+60% of the labels resampled uniformly over the 10 classes (54% wrong), 30 epochs of SGD
+(lr 0.05, cosine), regsl's published schedule (reweighting from epoch 5, correction from
+epoch 10 at confidence > 0.9) and radii D = 0.2 (stem, stages 1-2), 0.4, 0.8 (gamma = 2);
+3 seeds. Paper scale: ResNet-18 from ImageNet weights on an image folder,
 that module's paper settings at noise rate 0.6.
 """
 

@@ -7,11 +7,15 @@ perturbation) and nso (two-sided noise stability optimization); a dot per seed, 
 +- one standard deviation over seeds. The paper's claim: nso finds the flattest minimum, the
 lowest trace and the lowest top eigenvalue.
 
-Quick scale: a CNN pretrained on digits 0-4, fine-tuned on 30 images per class of digits 5-9
-for 15 epochs (batch 16; SGD with momentum 0.9, lr 0.01, for every method but adam, which is
-erm with Adam at lr 0.003, the rate that reaches the SGD runs' training loss in as many
-steps), sam rho 0.05, asam rho 0.5, wp/rwp/nso sigma 0.01 (nso: k = 1, two-sided,
-lambda = 0), 3 seeds; the curvature measures on the whole training split (150
+Quick scale: the papers' regime shrunk (``genmeasures_papers._settings``): a depth-20
+ResNet-18 at width 1/8 pretrained on one half of every digit's images, fine-tuned on 30 clean
+images per digit of the other half for 30 epochs (batch 32; SGD with momentum 0.9, lr 0.05,
+cosine, for every method but adam, which is erm with Adam at lr 1e-3, Adam's usual rate,
+which fits the training set in as many steps: training accuracy 1.0 from epoch 6, final
+training loss 0.008 against SGD's 0.0007), sam rho 0.05, asam rho 0.5, wp/rwp/nso sigma 0.01
+(nso: k = 1, two-sided, lambda = 0), 5 seeds (the claim compares methods whose traces differ
+by less than the spread between seeds; a seed is the same for every method: paired); the
+curvature measures on the whole training split (300
 images): Tr(H) by Hutch++ with 30 Hessian-vector products, lambda_max by Lanczos. Paper scale:
 ResNet-34 from ImageNet weights (weights/resnet34-imagenet.pth, a torchvision file) on MIT
 Indoor (data/indoor/{train,test}/CLASS/*.jpg, 224 px), 30 epochs with the published
@@ -38,7 +42,7 @@ from genmeasures.reproduce import (
     Study,
     StudyGroup,
 )
-from genmeasures_papers._settings import digits_pretrain
+from genmeasures_papers._settings import QUICK_MODEL, quick_base, quick_pretrain
 
 #: The work directory shared with noise-stability-vs-sigma and nso-ablation.
 WORKDIR = "nso-figures"
@@ -55,19 +59,13 @@ LABELS = {
     "test_acc": "test accuracy",
 }
 
-PRETRAIN = digits_pretrain()
-BASE = {
-    "model": {"name": "cnn"},
-    "data": {
-        "train": "digits-target:split=train,n_per_class=30",
-        "test": "digits-target:split=test",
-    },
-    "train": {"epochs": 15, "batch_size": 16, "lr": 0.01},
-}
-SEEDS = (0, 1, 2)
-#: Adam's learning rate at quick scale: the one that reaches the SGD runs' training loss in the
-#: same 150 steps (about 0.5; lr 1e-3 leaves it at 1.07, lr 1e-2 is unstable)
-ADAM_LR = 0.003
+PRETRAIN = quick_pretrain()
+#: Five seeds: the claims compare methods (and NSO variants) whose traces differ by a few
+#: percent, less than the spread between seeds.
+SEEDS = (0, 1, 2, 3, 4)
+#: Adam's learning rate at quick scale: its usual 1e-3, which fits the training set in as many
+#: steps as SGD at 0.05 (training accuracy 1.0 from epoch 6)
+ADAM_LR = 0.001
 
 
 def nso(sigma: float = 0.01, k: int = 1, two_sided: bool = True) -> dict[str, Any]:
@@ -87,14 +85,22 @@ OPTIMIZERS = [
 ]
 
 
-def sgd_study(name: str, algorithms: list[dict[str, Any]], measures: tuple[str, ...]) -> Study:
-    """The shared quick set-up: SGD fine-tuning of the digits CNN with ``algorithms``."""
+def sgd_study(
+    name: str,
+    algorithms: list[dict[str, Any]],
+    measures: tuple[str, ...],
+    *,
+    model: dict[str, Any] = QUICK_MODEL,
+    seeds: tuple[int, ...] = SEEDS,
+) -> Study:
+    """The shared quick set-up: SGD fine-tuning of ``model`` (its own source model) with
+    ``algorithms``."""
     return Study(
         name=name,
-        pretrain=PRETRAIN,
-        base=BASE,
+        pretrain=quick_pretrain(model),
+        base=quick_base(model),
         grid={"algorithm": algorithms},
-        seeds=SEEDS,
+        seeds=seeds,
         measures=measures,
         score_samples=0,
         report=False,
@@ -231,14 +237,19 @@ SPEC = FigureSpec(
     studies={"quick": quick, "paper": paper, "tiny": tiny},
     draw=draw,
     check=check,
-    notes="At quick scale nso (sigma 0.01, k = 1) ranks 4th of 7 on Tr(H) (615; asam 444, "
-    "adam 513 and sam 516 are lower) and 4th on the top eigenvalue, within the seed "
-    "spread of sgd (whose Tr(H) is 701 +- 163 over three seeds). On the 2.5k-weight "
-    "digits CNN sigma = 0.01 is a mild perturbation (noise norm sigma*sqrt(d) ~ 0.5 "
-    "against ||W|| ~ 7; it raises the loss by ~10%), and nso-ablation shows the trace "
-    "falling to ~420 at sigma = 0.03. Reproducing the claim needs the paper's setting "
-    "(ResNet-34, 21M weights, every method with Adam 1e-4, sigma 0.008-0.012 chosen "
-    "per dataset), training to convergence (15 epochs leave the training loss at "
-    "~0.5) and more seeds, to resolve differences smaller than the spread between "
-    "seeds.",
+    notes=(
+        "At quick scale, in the memorization regime, the SGD-based methods end in equally "
+        "flat minima within their seed spread: Tr(H) 0.92 (sam), 0.92 (rwp), 0.98 (nso), 1.16"
+        " (sgd), 1.55 (asam), 1.73 (wp), each mean +- sd about +-0.15 to +-0.9 over 5 seeds, "
+        "and the top eigenvalue 0.17 (rwp), 0.19 (sam, nso), 0.24 (sgd); nso is 3rd on the "
+        "trace and 2nd on the top eigenvalue, within 0.07 and 0.03 of the lowest, so the "
+        "claim (nso lowest on both) FAILs. Only adam (erm with Adam at 1e-3) stands apart, "
+        "10x sharper (Tr(H) 11.1, lambda_max 0.96) and the most accurate (0.972). The "
+        "training loss of every method is near 1e-3 at the end, where the Hessian of the "
+        "cross-entropy is small whatever the optimizer; we think nso's pressure on Tr(H) acts"
+        " while the loss is large and is washed out once every method converges (not tested)."
+        " The paper compares methods by Hessian trace on ResNet-34 fine-tuned with Adam (lr "
+        "1e-4), where the methods end at different training losses; resolving differences of "
+        "5-10% at this seed spread would need far more seeds."
+    ),
 )

@@ -32,10 +32,12 @@ import click
 def command(out: Path, jobs: int, seeds: int | None, quiet: bool) -> None:
     """Pretrain -> fine-tune sweep -> score the measures -> correlate -> report.
 
-    Runs the default study on scikit-learn's digits (no download): pretrain a CNN on digits
-    0-4, fine-tune on 5-9 with erm, constraint (3 radii), l2sp, regsl, robust, nso and sam,
-    clean and 40% symmetric label noise, 3 seeds; then OUT/index.html shows which measure
-    predicts the generalization gap.
+    Runs the default study on scikit-learn's digits (no download), in the papers' regime
+    shrunk to a CPU: pretrain a depth-20 ResNet-18 (width 1/8) on one half of every digit's
+    images, fine-tune on 30 images per digit of the other half with erm, constraint, l2sp,
+    regsl, robust, nso and sam, clean and with 40% symmetric label noise (erm memorizes it:
+    the study prints that check), 3 seeds; then OUT/index.html shows which measure predicts
+    the generalization gap. About 10 minutes on 2 CPU cores.
     """
     from dataclasses import replace
 

@@ -124,8 +124,11 @@ def hyperparameter_axes(
     A candidate is an axis when its non-missing values take at least two levels (an option
     that does not apply to some algorithms is missing there, not a level) and it is constant
     within every run (``run`` column) — metrics change from epoch to epoch, hyperparameters do
-    not. Seeds (``*seed``) are never axes, and a column that splits the checkpoints exactly
-    as an earlier axis does (``method`` and ``algorithm.name``) is kept once.
+    not. Seeds (``*seed``) are never axes, a column that splits the checkpoints exactly
+    as an earlier axis does (``method`` and ``algorithm.name``) is kept once, and a column
+    that takes one value within every level of an earlier axis is nested in it, not an axis
+    of its own (``algorithm.gamma`` when every constraint run has gamma 2: fixed by
+    ``method``).
     """
     skip = set(ID_COLUMNS) | set(table.attrs.get("measures", [])) | set(exclude)
     columns = [c for c in table.columns if c not in skip and not str(c).endswith("seed")]
@@ -148,13 +151,15 @@ def hyperparameter_axes(
             if (within > 1).any():
                 continue
         codes = pd.Series(pd.factorize(table[column].map(str))[0], index=table.index)
-        if any(_same_partition(codes, earlier) for earlier in partitions):
+        if any(_determined_by(codes, earlier) for earlier in partitions):
             continue
         partitions.append(codes)
         axes.append(column)
     return axes
 
 
-def _same_partition(a: pd.Series, b: pd.Series) -> bool:
-    pairs = pd.DataFrame({"a": a, "b": b}).drop_duplicates()
-    return pairs["a"].is_unique and pairs["b"].is_unique
+def _determined_by(codes: pd.Series, earlier: pd.Series) -> bool:
+    """Whether ``codes`` takes one value within each level of ``earlier`` (the same
+    partition, or a coarser one: a column nested in an earlier axis)."""
+    pairs = pd.DataFrame({"codes": codes, "earlier": earlier}).drop_duplicates()
+    return bool(pairs["earlier"].is_unique)

@@ -3,6 +3,7 @@
 ``load_dataset('digits:split=test')`` builds a registered dataset; ``load_dataset(path)`` reads
 an image folder, a CIFAR-10/100 python folder or a ``.npz`` file. Registered: ``digits``,
 ``digits-source``/``digits-target`` (a transfer experiment's source and target tasks),
+``digits10-source``/``digits10-target`` (the ten-class transfer: disjoint halves of every digit),
 ``teacher-student``, ``image-folder``, ``cifar`` and ``npz``.
 """
 

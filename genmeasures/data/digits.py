@@ -10,6 +10,13 @@ Registered datasets:
   pre-trained on ``digits-source:split=train`` and fine-tuned on ``digits-target:split=train``
   (``n_per_class`` makes the target task small); both share the split of the whole set fixed by
   ``split_seed``.
+* ``digits10-source`` and ``digits10-target``: the ten-class transfer experiment, in which the
+  source's features suit the target by construction (the papers' regime: lower layers that
+  already fit the target, as ImageNet features do for Indoor). Every digit's images are
+  shuffled by a seeded generator and cut in two disjoint halves; the source half pretrains a
+  model on all ten digits, the target half holds the (small, possibly noisy) target task
+  and its validation and test images. No image is in both, so neither the fine-tuning nor
+  the test images were seen in pretraining.
 """
 
 from __future__ import annotations
@@ -25,7 +32,15 @@ from genmeasures.constraints import AtLeast, Interval, NonNegative, Strict
 from genmeasures.data.base import TensorDataset
 from genmeasures.data.loading import register_dataset
 
-__all__ = ["DIGIT_SPLITS", "digits", "digits_source", "digits_split_indices", "digits_target"]
+__all__ = [
+    "DIGIT_SPLITS",
+    "digits",
+    "digits10_source",
+    "digits10_target",
+    "digits_source",
+    "digits_split_indices",
+    "digits_target",
+]
 
 #: One digit 0-9 (exactly an int: 5.0 is not a digit).
 Digit = Annotated[int, Strict(), Interval(0, 9)]
@@ -35,6 +50,9 @@ Split = Annotated[Literal["train", "val", "test", "all"], Strict()]
 Fraction = Annotated[float, Interval(0, 1, closed="left")]
 SplitSeed = Annotated[int, NonNegative()]
 PerClass = Annotated[int, AtLeast(1)] | None
+#: Which half of every digit's images a ten-class transfer dataset draws from.
+Half = Literal["source", "target"] | None
+SourceFraction = Annotated[float, Interval(0, 1, closed="neither")]
 
 DIGIT_SPLITS = get_args(get_args(Split)[0])
 SOURCE_CLASSES = (0, 1, 2, 3, 4)
@@ -75,6 +93,8 @@ def digits_split_indices(
     test_fraction: Fraction = 0.3,
     split_seed: SplitSeed = 0,
     n_per_class: PerClass = None,
+    half: Half = None,
+    source_fraction: SourceFraction = 0.5,
     *,
     name: str = "digits",
 ) -> np.ndarray:
@@ -84,6 +104,10 @@ def digits_split_indices(
     first ``round(test_fraction * n)`` go to test, the next ``round(val_fraction * n)`` to val,
     the rest to train (capped at its first ``n_per_class`` when given; the cap applies to the
     train split only). The split of a digit does not depend on which other digits are kept.
+
+    With ``half``, each digit's samples are first cut in two by a generator seeded with
+    ``(split_seed, digit, 1)``: the first ``round(source_fraction * n)`` are the ``source``
+    half, the rest the ``target`` half, and the split above is made inside the chosen half.
     """
     keep = _class_list(name, classes)
     if val_fraction + test_fraction >= 1.0:
@@ -98,6 +122,10 @@ def digits_split_indices(
     chosen = []
     for digit in keep:
         members = np.flatnonzero(target == digit)
+        if half is not None:
+            cut = np.random.default_rng([split_seed, digit, 1]).permutation(members)
+            n_source = math.floor(source_fraction * len(members) + 0.5)
+            members = np.sort(cut[:n_source] if half == "source" else cut[n_source:])
         if split == "all":
             chosen.append(members)
             continue
@@ -124,10 +152,20 @@ def _build(
     test_fraction: float,
     split_seed: int,
     n_per_class: int | None,
+    half: Literal["source", "target"] | None = None,
+    source_fraction: float = 0.5,
 ) -> TensorDataset:
     keep = _class_list(name, classes)
     indices = digits_split_indices(
-        keep, split, val_fraction, test_fraction, split_seed, n_per_class, name=name
+        keep,
+        split,
+        val_fraction,
+        test_fraction,
+        split_seed,
+        n_per_class,
+        half,
+        source_fraction,
+        name=name,
     )
     data, target = _load_digits()
     inputs = (data[indices] / 16.0).astype(np.float32).reshape(-1, 1, 8, 8)
@@ -202,4 +240,62 @@ def digits_target(
         test_fraction,
         split_seed,
         n_per_class,
+    )
+
+
+@register_dataset("digits10-source")
+def digits10_source(
+    split: Split = "train",
+    val_fraction: Fraction = 0.1,
+    test_fraction: Fraction = 0.3,
+    split_seed: SplitSeed = 0,
+    n_per_class: PerClass = None,
+    source_fraction: SourceFraction = 0.5,
+) -> TensorDataset:
+    """The ten-class transfer experiment's source task: all ten digits (labels 0-9), the
+    source half of every digit's images (``source_fraction`` of them), split into
+    train/val/test inside that half.
+
+    Same options as ``digits`` except ``classes``; disjoint from ``digits10-target`` with the
+    same ``split_seed`` and ``source_fraction``.
+    """
+    return _build(
+        "digits10-source",
+        None,
+        split,
+        val_fraction,
+        test_fraction,
+        split_seed,
+        n_per_class,
+        "source",
+        source_fraction,
+    )
+
+
+@register_dataset("digits10-target")
+def digits10_target(
+    split: Split = "train",
+    val_fraction: Fraction = 0.1,
+    test_fraction: Fraction = 0.3,
+    split_seed: SplitSeed = 0,
+    n_per_class: PerClass = None,
+    source_fraction: SourceFraction = 0.5,
+) -> TensorDataset:
+    """The ten-class transfer experiment's target task: all ten digits (labels 0-9), the
+    images outside the source half, split into train/val/test inside them;
+    ``n_per_class`` gives a small target task.
+
+    Same options as ``digits`` except ``classes``; disjoint from ``digits10-source`` with the
+    same ``split_seed`` and ``source_fraction``.
+    """
+    return _build(
+        "digits10-target",
+        None,
+        split,
+        val_fraction,
+        test_fraction,
+        split_seed,
+        n_per_class,
+        "target",
+        source_fraction,
     )

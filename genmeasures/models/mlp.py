@@ -13,13 +13,12 @@ import torch
 from torch import nn
 
 from genmeasures.errors import ModelError
+from genmeasures.models.activations import activation_class
 from genmeasures.models.architecture import Architecture
 
 #: Head ``head``; blocks: the hidden Linear layers (``layers.0``, ``layers.2``, ...) where
 #: there are two or more, else ``layers`` as one block (none without hidden layers).
 MLP_ARCHITECTURE = Architecture(head="head")
-
-_ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}
 
 
 class MLP(nn.Module):
@@ -41,9 +40,7 @@ class MLP(nn.Module):
         bias: bool = True,
     ) -> None:
         super().__init__()
-        if activation not in _ACTIVATIONS:
-            valid = ", ".join(sorted(_ACTIVATIONS))
-            raise ModelError(f"mlp: unknown activation {activation!r}; valid: {valid}")
+        act = activation_class(activation, "mlp")
         widths = [int(in_features), *(int(h) for h in hidden)]
         if any(w < 1 for w in widths) or int(num_classes) < 1:
             raise ModelError(
@@ -56,7 +53,7 @@ class MLP(nn.Module):
         layers: list[nn.Module] = []
         for fan_in, fan_out in pairwise(widths):
             layers.append(nn.Linear(fan_in, fan_out, bias=bias))
-            layers.append(_ACTIVATIONS[activation]())
+            layers.append(act())
         self.layers = nn.Sequential(*layers)
         self.head = nn.Linear(widths[-1], self.num_classes, bias=bias)
 

@@ -9,7 +9,10 @@ stride on the 3x3 convolution (ResNet v1.5), as torchvision does; ``zero_init_re
 Two extensions keep those names: ``width_multiplier`` scales the base width 64 of every stage
 (``1.0`` gives torchvision's shapes) and ``small_input=True`` swaps the 7x7/stride-2 stem for a
 3x3/stride-1 ``conv1`` and drops the max-pool (``maxpool`` becomes an ``nn.Identity``), for
-8x8 or 32x32 images.
+8x8 or 32x32 images. A third, ``activation`` (default ``relu``), swaps every ReLU for another
+activation of :data:`~genmeasures.models.activations.ACTIVATIONS` (e.g. ``gelu``: a smooth
+network for claims about smooth losses); the modules keep the name ``relu`` and hold no
+weights, so state dicts are unchanged.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import torch
 from torch import nn
 
 from genmeasures.errors import ModelError
+from genmeasures.models.activations import activation_class
 from genmeasures.models.architecture import Architecture
 
 _STAGES = ("layer1", "layer2", "layer3", "layer4")
@@ -60,12 +64,17 @@ class BasicBlock(nn.Module):
     expansion = 1
 
     def __init__(
-        self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None
+        self,
+        inplanes: int,
+        planes: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        activation: type[nn.Module] = nn.ReLU,
     ) -> None:
         super().__init__()
         self.conv1 = _conv3x3(inplanes, planes, stride)
         self.bn1 = nn.BatchNorm2d(planes)
-        self.relu = nn.ReLU()
+        self.relu = activation()
         self.conv2 = _conv3x3(planes, planes)
         self.bn2 = nn.BatchNorm2d(planes)
         self.downsample = downsample
@@ -84,7 +93,12 @@ class Bottleneck(nn.Module):
     expansion = 4
 
     def __init__(
-        self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None
+        self,
+        inplanes: int,
+        planes: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        activation: type[nn.Module] = nn.ReLU,
     ) -> None:
         super().__init__()
         self.conv1 = _conv1x1(inplanes, planes)
@@ -93,7 +107,7 @@ class Bottleneck(nn.Module):
         self.bn2 = nn.BatchNorm2d(planes)
         self.conv3 = _conv1x1(planes, planes * self.expansion)
         self.bn3 = nn.BatchNorm2d(planes * self.expansion)
-        self.relu = nn.ReLU()
+        self.relu = activation()
         self.downsample = downsample
         self.stride = stride
 
@@ -120,8 +134,10 @@ class ResNet(nn.Module):
         width_multiplier: float = 1.0,
         in_channels: int = 3,
         small_input: bool = False,
+        activation: str = "relu",
     ) -> None:
         super().__init__()
+        self._activation = activation_class(activation, "resnet")
         if not float(width_multiplier) > 0:
             raise ModelError(f"resnet: width_multiplier must be > 0, got {width_multiplier}")
         if int(num_classes) < 1 or int(in_channels) < 1:
@@ -137,7 +153,7 @@ class ResNet(nn.Module):
             in_channels, base, kernel, stride=stride, padding=padding, bias=False
         )
         self.bn1 = nn.BatchNorm2d(base)
-        self.relu = nn.ReLU()
+        self.relu = self._activation()
         self.maxpool: nn.Module = (
             nn.Identity() if small_input else nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         )
@@ -164,9 +180,10 @@ class ResNet(nn.Module):
                 _conv1x1(self.inplanes, planes * block.expansion, stride),
                 nn.BatchNorm2d(planes * block.expansion),
             )
-        layers: list[nn.Module] = [block(self.inplanes, planes, stride, downsample)]
+        act = self._activation
+        layers: list[nn.Module] = [block(self.inplanes, planes, stride, downsample, act)]
         self.inplanes = planes * block.expansion
-        layers.extend(block(self.inplanes, planes) for _ in range(1, blocks))
+        layers.extend(block(self.inplanes, planes, activation=act) for _ in range(1, blocks))
         return nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -183,6 +200,7 @@ def _resnet(
     width_multiplier: float,
     in_channels: int,
     small_input: bool,
+    activation: str,
 ) -> ResNet:
     return ResNet(
         block,
@@ -191,6 +209,7 @@ def _resnet(
         width_multiplier=width_multiplier,
         in_channels=in_channels,
         small_input=small_input,
+        activation=activation,
     )
 
 
@@ -200,10 +219,17 @@ def resnet18(
     width_multiplier: float = 1.0,
     in_channels: int = 3,
     small_input: bool = False,
+    activation: str = "relu",
 ) -> ResNet:
     """ResNet-18 (BasicBlock, [2, 2, 2, 2]); 11,689,512 parameters at the defaults."""
     return _resnet(
-        BasicBlock, (2, 2, 2, 2), num_classes, width_multiplier, in_channels, small_input
+        BasicBlock,
+        (2, 2, 2, 2),
+        num_classes,
+        width_multiplier,
+        in_channels,
+        small_input,
+        activation,
     )
 
 
@@ -213,10 +239,17 @@ def resnet34(
     width_multiplier: float = 1.0,
     in_channels: int = 3,
     small_input: bool = False,
+    activation: str = "relu",
 ) -> ResNet:
     """ResNet-34 (BasicBlock, [3, 4, 6, 3]); 21,797,672 parameters at the defaults."""
     return _resnet(
-        BasicBlock, (3, 4, 6, 3), num_classes, width_multiplier, in_channels, small_input
+        BasicBlock,
+        (3, 4, 6, 3),
+        num_classes,
+        width_multiplier,
+        in_channels,
+        small_input,
+        activation,
     )
 
 
@@ -226,10 +259,17 @@ def resnet50(
     width_multiplier: float = 1.0,
     in_channels: int = 3,
     small_input: bool = False,
+    activation: str = "relu",
 ) -> ResNet:
     """ResNet-50 (Bottleneck, [3, 4, 6, 3]); 25,557,032 parameters at the defaults."""
     return _resnet(
-        Bottleneck, (3, 4, 6, 3), num_classes, width_multiplier, in_channels, small_input
+        Bottleneck,
+        (3, 4, 6, 3),
+        num_classes,
+        width_multiplier,
+        in_channels,
+        small_input,
+        activation,
     )
 
 
@@ -239,8 +279,15 @@ def resnet101(
     width_multiplier: float = 1.0,
     in_channels: int = 3,
     small_input: bool = False,
+    activation: str = "relu",
 ) -> ResNet:
     """ResNet-101 (Bottleneck, [3, 4, 23, 3]); 44,549,160 parameters at the defaults."""
     return _resnet(
-        Bottleneck, (3, 4, 23, 3), num_classes, width_multiplier, in_channels, small_input
+        Bottleneck,
+        (3, 4, 23, 3),
+        num_classes,
+        width_multiplier,
+        in_channels,
+        small_input,
+        activation,
     )

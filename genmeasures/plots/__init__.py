@@ -8,7 +8,8 @@ drawn, read back from the figure. Figures use the Agg canvas without pyplot and 
 - :func:`measure_vs_gap`: the gap against a measure, OLS line and band, hue = hyperparameter;
 - :func:`ranking_chart`: measures by |Kendall tau| (or rho, r) with bootstrap CIs;
 - :func:`layer_profiles`: a measure layer by layer, one line per checkpoint;
-- :func:`trend`: measure and gap against a hyperparameter or the epoch, bands over seeds;
+- :func:`trend`: measure and gap against a hyperparameter or the epoch, bands over seeds
+  (points with error bars over categories such as the method);
 - :func:`overlay`: several quantities against a hyperparameter in one panel (bounds vs gap);
 - :func:`plot_report`: all of them for a :class:`~genmeasures.correlation.CorrelationReport`.
 

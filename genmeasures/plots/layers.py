@@ -10,10 +10,20 @@ import seaborn as sns
 
 from genmeasures.errors import DataError
 from genmeasures.plots._output import PlotResult, require_columns, save
-from genmeasures.plots.style import SEQUENTIAL, colors, new_figure, theme, wants_log
+from genmeasures.plots.style import (
+    LEGEND_WIDTH,
+    SEQUENTIAL,
+    colors,
+    legend_outside,
+    new_figure,
+    theme,
+    wants_log,
+)
 from genmeasures.tables.schema import per_layer_rows
 
 MAX_TICK_LABELS = 30
+#: hue levels keyed in a legend; more are told apart by the sequential palette alone
+MAX_KEYED = 12
 
 
 def layer_profiles(
@@ -28,10 +38,11 @@ def layer_profiles(
 
     ``long_table`` is the table ``genmeasures score`` writes: the rows of ``measure`` with a
     non-empty ``layer`` are drawn, one line per checkpoint, coloured by ``hue`` (default the
-    epoch; a sequential palette for numbers). Layers keep the order of first appearance,
-    which is the network's order. ``options`` picks one options string where the measure
-    was scored with several. The y axis is logarithmic where positive values span more than
-    two orders of magnitude; NaN values are not drawn and counted in the title.
+    epoch; a sequential palette for numbers), keyed right of the axes for up to 12 levels.
+    Layers keep the order of first appearance, which is the network's order. ``options``
+    picks one options string where the measure was scored with several. The y axis is
+    logarithmic where positive values span more than two orders of magnitude; NaN values
+    are not drawn and counted in the title.
 
     ``data``, read back from the lines: ``checkpoint``, ``hue`` (under its own name),
     ``layer``, ``position``, ``value``.
@@ -60,7 +71,9 @@ def layer_profiles(
     palette = _palette(hue_of)
     values = rows["value"].to_numpy(dtype=float)
     with theme():
-        figure, axes = new_figure(max(5.0, 0.3 * len(layers) + 2.0), 3.8)
+        keyed = len(palette) <= MAX_KEYED
+        width = max(5.0, 0.3 * len(layers) + 2.0) + (LEGEND_WIDTH if keyed else 0.0)
+        figure, axes = new_figure(width, 3.8)
         ax = axes[0, 0]
         labelled: set = set()
         for checkpoint in checkpoints:
@@ -86,8 +99,8 @@ def layer_profiles(
             ax.set_yscale("log")
         ax.set_ylabel(measure)
         ax.set_xlabel("layer")
-        if len(palette) <= 12:
-            ax.legend(title=hue, fontsize="small", title_fontsize="small")
+        if keyed:
+            legend_outside(figure, [ax], title=hue)
         if n_nan:
             ax.set_title(f"{n_nan} NaN value(s) not drawn", fontsize="small")
         data = _read_back(ax, hue, layers)

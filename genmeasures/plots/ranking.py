@@ -9,7 +9,7 @@ import pandas as pd
 
 from genmeasures.errors import DataError, OptionError
 from genmeasures.plots._output import PlotResult, require_columns, save
-from genmeasures.plots.style import colors, new_figure, theme
+from genmeasures.plots.style import colors, legend_outside, new_figure, theme
 
 STATISTICS = ("kendall_tau", "spearman_rho", "pearson_r")
 _LABELS = {"kendall_tau": "Kendall tau", "spearman_rho": "Spearman rho", "pearson_r": "Pearson r"}
@@ -27,8 +27,8 @@ def ranking_chart(
     report's ``summary``): columns ``measure``, ``<statistic>``, ``<statistic>_lo`` and
     ``<statistic>_hi``. The interval drawn is the CI of sign(t) * statistic for the
     estimate t, i.e. [lo, hi] for a positive and [-hi, -lo] for a negative correlation; the
-    marker's colour tells the sign. Measures whose statistic is NaN are left out and named
-    in the caption.
+    marker's colour tells the sign (keyed below the axes). Measures whose statistic is NaN
+    are left out and named in the caption.
 
     ``data``, read back from the figure: ``measure``, ``abs_value``, ``lo``, ``hi``,
     ``sign``, top to bottom.
@@ -52,14 +52,16 @@ def ranking_chart(
     position = np.arange(len(names))[::-1].astype(float)  # strongest at the top
     label = _LABELS[statistic]
     with theme():
-        figure, axes = new_figure(6.0, 1.0 + 0.32 * len(names))
+        figure, axes = new_figure(6.0, 1.4 + 0.32 * len(names))
         ax = axes[0, 0]
         has_ci = np.isfinite(lo) & np.isfinite(hi)
         if has_ci.any():
+            # centred on the interval, not the estimate: a bootstrap CI need not hold it
+            middle, half = (lo[has_ci] + hi[has_ci]) / 2, (hi[has_ci] - lo[has_ci]) / 2
             bars = ax.errorbar(
-                magnitude[has_ci],
+                middle,
                 position[has_ci],
-                xerr=[magnitude[has_ci] - lo[has_ci], hi[has_ci] - magnitude[has_ci]],
+                xerr=half,
                 fmt="none",
                 ecolor="0.35",
                 elinewidth=1.2,
@@ -78,7 +80,7 @@ def ranking_chart(
         ax.set_yticks(position, names)
         ax.set_xlabel(f"|{label}| with 95% bootstrap CI")
         ax.set_xlim(min(-0.05, np.nanmin(lo, initial=0.0) - 0.05), 1.02)
-        ax.legend(fontsize="small", loc="lower right")
+        legend_outside(figure, [ax], where="below")
         if missing:
             ax.set_title(f"undefined: {', '.join(missing)}", fontsize="small")
         data = _read_back(ax)

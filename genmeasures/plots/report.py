@@ -32,11 +32,13 @@ def plot_report(
     - ``<measure>_vs_<x>``: measure and gap against the epoch (if it varies, else the first
       axis), one line per configuration of the other axes (per level of the first of them
       when there are more than ten configurations), bands over the remaining replicates
-      (seeds);
+      (seeds); a categorical first axis (the method) is drawn as points with error bars,
+      the configurations side by side;
     - ``layers_<measure>``: per-layer profiles, when ``long_table`` (the score table) has
       per-layer rows for the measure.
 
-    A figure that cannot be drawn (e.g. fewer than two finite points) is skipped with a
+    Every legend is outside its axes (:func:`~genmeasures.plots.style.legend_outside`). A
+    figure that cannot be drawn (e.g. fewer than two finite points) is skipped with a
     warning naming it.
     """
     out = Path(out_dir)

@@ -11,7 +11,15 @@ from scipy import stats
 from genmeasures.correlation.regression import fit_ols
 from genmeasures.errors import DataError
 from genmeasures.plots._output import PlotResult, require_columns, save
-from genmeasures.plots.style import SEQUENTIAL, colors, new_figure, theme, wants_log
+from genmeasures.plots.style import (
+    LEGEND_WIDTH,
+    SEQUENTIAL,
+    colors,
+    legend_outside,
+    new_figure,
+    theme,
+    wants_log,
+)
 
 MAX_CATEGORIES = 10
 
@@ -27,11 +35,11 @@ def measure_vs_gap(
 ) -> PlotResult:
     """Scatter of ``gap`` (y) against ``measure`` (x), one point per row of ``table``.
 
-    Points are coloured by the column ``hue`` (categories, or a colour bar when it is numeric
-    with more than ten levels). The line is the OLS fit gap ~ measure and the band its
-    ``confidence`` interval for the mean (statsmodels). Axes are logarithmic where the
-    values are positive and span more than two orders of magnitude. Rows with a NaN measure
-    or gap are not drawn and their count is in the title.
+    Points are coloured by the column ``hue`` (categories keyed in a legend right of the
+    axes, or a colour bar when it is numeric with more than ten levels). The line is the OLS
+    fit gap ~ measure and the band its ``confidence`` interval for the mean (statsmodels).
+    Axes are logarithmic where the values are positive and span more than two orders of
+    magnitude. Rows with a NaN measure or gap are not drawn and their count is in the title.
 
     Returns the paths of ``stem.png`` and ``stem.pdf``; ``data`` has the drawn points
     (``row``: the table's index, then ``measure``, ``gap`` and ``hue`` columns under their
@@ -46,7 +54,7 @@ def measure_vs_gap(
     rows = table.index.to_numpy()[keep]
     x, y = x_all[keep], y_all[keep]
     with theme():
-        figure, axes = new_figure(5.0, 3.8)
+        figure, axes = new_figure(5.0 + (LEGEND_WIDTH if hue else 0.0), 3.8)
         ax = axes[0, 0]
         log_x, log_y = wants_log(x), wants_log(y)
         _scatter(figure, ax, x, y, rows, table.loc[keep, hue] if hue else None, hue)
@@ -82,7 +90,7 @@ def _scatter(figure, ax, x, y, rows, hue_values: pd.Series | None, hue: str | No
         points.set_gid("points")
         points.rows = rows[mask]
         points.hue_level = level
-    ax.legend(title=hue, fontsize="small", title_fontsize="small", loc="best")
+    legend_outside(figure, [ax], title=hue)
 
 
 def _fit_line(ax, x, y, log_x: bool, confidence: float) -> pd.DataFrame | None:

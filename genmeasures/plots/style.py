@@ -7,8 +7,9 @@ so importing genmeasures.plots in a notebook changes nothing about the user's ow
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Literal
 
 import matplotlib as mpl
 import numpy as np
@@ -22,6 +23,8 @@ SEQUENTIAL = "viridis"
 DPI = 150
 #: Positive values spanning more than this ratio get a log axis.
 LOG_SPAN = 100.0
+#: Inches a figure grows by to keep its axes' size beside a legend on the right.
+LEGEND_WIDTH = 1.4
 
 
 def rc() -> dict:
@@ -67,3 +70,33 @@ def wants_log(values: Sequence[float] | np.ndarray) -> bool:
     if len(array) < 2 or (array <= 0).any():
         return False
     return bool(array.max() / array.min() > LOG_SPAN)
+
+
+def legend_outside(
+    figure: Figure,
+    axes: Iterable,
+    *,
+    title: str | None = None,
+    where: Literal["right", "below"] = "right",
+):
+    """One legend for ``figure``, of the labelled artists of ``axes`` (each label once),
+    outside every axes: ``"right"`` of them, top-aligned, or ``"below"`` them, so it never
+    covers data. The figure's constrained layout makes room for it. Returns the legend, or
+    None where nothing is labelled."""
+    handles, labels = [], []
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            if label not in labels:
+                handles.append(handle)
+                labels.append(label)
+    if not handles:
+        return None
+    return figure.legend(
+        handles,
+        labels,
+        title=title,
+        loc="outside right upper" if where == "right" else "outside lower center",
+        ncols=1 if where == "right" else min(len(labels), 4),
+        fontsize="small",
+        title_fontsize="small",
+    )

@@ -14,6 +14,13 @@ correlates each measure with the gap and writes a report folder:
       index.html               all of it on one page
 
 Every step reuses what a previous run of the same study left: a second run computes nothing.
+
+A study's seed is a fresh replicate of every fine-tuning run: it sets each key of
+``Study.seed_keys`` (by default :data:`STUDY_SEED_KEYS`: the run's randomness and data order,
+the new head's init and the draw of the noisy labels), so seed ``s`` of every method trains
+on the same noisy labels (comparisons between methods stay paired) and another seed on
+other ones. The pretraining (``Study.pretrain``) is not reseeded: the source model is fixed,
+like ImageNet weights.
 """
 
 from __future__ import annotations
@@ -30,13 +37,25 @@ import pandas as pd
 from genmeasures.checkpoints import metrics_table
 from genmeasures.correlation import wide_table
 from genmeasures.finetune import config_from_mapping, pretrain
+from genmeasures.reproduce.regime import memorization
 from genmeasures.scoring import write_table
 from genmeasures.sweeps import SweepSettings, expand, run_sweep, score_runs
+
+#: The config keys a study's seed sets by default: ``train.seed`` (the run's randomness:
+#: data order, algorithm noise), ``model.seed`` (the new head's init) and
+#: ``data.noise_seed`` (which training labels the label noise flips). A plain sweep config
+#: sets only the first two (:data:`genmeasures.sweeps.grid.SWEEP_SEED_KEYS`).
+STUDY_SEED_KEYS: tuple[str, ...] = ("train.seed", "model.seed", "data.noise_seed")
 
 
 @dataclass(frozen=True)
 class Study:
-    """A correlation study: what to pretrain, the sweep, and how to score it."""
+    """A correlation study: what to pretrain, the sweep, and how to score it.
+
+    Every grid point is trained once per seed of ``seeds``; each seed is written to every
+    config key of ``seed_keys`` (see :data:`STUDY_SEED_KEYS`; these keys must not be grid
+    keys, and a value ``base`` gives them is replaced). ``pretrain`` keeps its own seeds.
+    """
 
     name: str
     pretrain: Mapping[str, Any] | None
@@ -51,6 +70,8 @@ class Study:
     select: str = "last"  # which checkpoints of each run to score: last, best or all
     # figures whose studies name the same workdir share its runs (trained once)
     workdir: str | None = None
+    # the config keys each seed sets (the noisy labels' draw included): see STUDY_SEED_KEYS
+    seed_keys: tuple[str, ...] = STUDY_SEED_KEYS
 
     def run(self, out: str | Path, *, jobs: int = 2, progress: bool = True) -> FigureData:
         """Run the study into ``out`` and collect what a figure draws from."""
@@ -99,12 +120,15 @@ def run_study(
             config_from_mapping(study.pretrain), out / "pretrained.safetensors", progress=progress
         )
         base.setdefault("model", {})["pretrained"] = str(weights)
-    points = expand(base, study.grid, study.seeds)
+    points = expand(base, study.grid, study.seeds, seed_keys=study.seed_keys)
     settings = SweepSettings(out=out / "runs", seeds=study.seeds, jobs=jobs, score=False)
     _say(progress, f"[2/5] fine-tuning {len(points)} runs ({jobs} at a time)")
     sweep = run_sweep(points, settings, progress=progress)
     failures = [f"{run}: {message}" for run, message in sweep.failures]
     finished = [settings.out / p.name for p in points if (settings.out / p.name).is_dir()]
+    regime = [str(check) for check in memorization(metrics_table(finished))]
+    for line in regime:  # the papers' label-noise claims need a network that fits the noise
+        _say(progress, line)
     _say(progress, f"[3/5] scoring {len(finished)} runs")
     scored = score_runs(
         finished,
@@ -118,6 +142,7 @@ def run_study(
     notes = scored.notes()
     for note in notes:
         _say(progress, f"note: {note}")
+    notes = [*regime, *notes]
     write_table(scored.table, out / "scores.csv")
     if not study.report:
         return StudyResult(

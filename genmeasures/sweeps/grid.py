@@ -4,7 +4,7 @@
 
     [sweep]
     out = "runs/sweep"            # one run directory per grid point and seed below it
-    seeds = [0, 1, 2]             # each sets train.seed and model.seed
+    seeds = [0, 1, 2]             # each sets train.seed and model.seed (not data.noise_seed)
     jobs = 2                      # parallel processes on CPU
     score = true                  # score every run when training is done
     measures = ["distance_from_init", "hessian_bound"]
@@ -18,7 +18,11 @@
     "data.noise_rate" = [0.0, 0.4]                                         # or single keys
 
 The grid is the cartesian product of its keys' value lists, times the seeds. Each point is
-validated before anything runs.
+validated before anything runs. A sweep's seed sets the keys of :data:`SWEEP_SEED_KEYS`
+(the head's init and the run's randomness); the noisy labels stay those of
+``data.noise_seed`` (0 unless the config sets it), the same for every seed. A study
+(:class:`genmeasures.reproduce.Study`) passes its own ``seed_keys``, by default also
+``data.noise_seed``.
 """
 
 from __future__ import annotations
@@ -29,16 +33,17 @@ import itertools
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
-from genmeasures._coerce import option_error
+from genmeasures._coerce import option_error, type_hints
 from genmeasures.constraints import AtLeast, NonNegative
 from genmeasures.errors import OptionError
 from genmeasures.finetune.config import (
     CONFIG,
+    SECTIONS,
     FinetuneConfig,
     coerce_key,
     config_from_mapping,
@@ -75,9 +80,37 @@ def load_sweep(path: str | os.PathLike, overrides: Mapping[str, Any] | None = No
     return settings, expand(raw, grid, settings.seeds)
 
 
-def expand(base: Mapping[str, Any], grid: Mapping[str, Any], seeds) -> list[SweepPoint]:
+#: The config keys a sweep config's seed sets: the run's randomness (data order, algorithm
+#: noise) and the new head's init. ``data.noise_seed`` is not one of them: every seed of a
+#: sweep trains on the same noisy labels.
+SWEEP_SEED_KEYS: tuple[str, ...] = ("train.seed", "model.seed")
+
+
+def expand(
+    base: Mapping[str, Any],
+    grid: Mapping[str, Any],
+    seeds: Sequence[int],
+    *,
+    seed_keys: Sequence[str] = SWEEP_SEED_KEYS,
+) -> list[SweepPoint]:
+    """Every grid point times every seed, as validated :class:`SweepPoint` s.
+
+    Each seed is written to each dotted config key of ``seed_keys`` (over what ``base`` and
+    the grid say for it): by default ``train.seed`` and ``model.seed``, as a sweep config's
+    ``seeds`` do; a study adds ``data.noise_seed`` so that a seed also draws its own noisy
+    labels. Each key must be a seed key of the config (:func:`config_seed_keys`, listed by
+    ``genmeasures config -v``) and no grid key; a value ``base`` gives it is replaced. Run
+    names end in ``_seedS`` whatever the keys.
+    """
     if not isinstance(grid, Mapping):
         raise OptionError("[grid] must map keys to lists of values")
+    seed_keys = _check_seed_keys(seed_keys)
+    both = [key for key in grid if key in seed_keys]
+    if both:
+        raise OptionError(
+            f"grid key {both[0]!r} is set by every seed (seed keys: {', '.join(seed_keys)}); "
+            "vary it through the seeds instead"
+        )
     keys = list(grid)
     for key in keys:
         if not isinstance(grid[key], list) or not grid[key]:
@@ -94,14 +127,44 @@ def expand(base: Mapping[str, Any], grid: Mapping[str, Any], seeds) -> list[Swee
                     raw["algorithm"] = dict(value)
                 else:
                     set_dotted(raw, key, value)
-            set_dotted(raw, "train.seed", seed)
-            set_dotted(raw, "model.seed", seed)
+            for key in seed_keys:
+                set_dotted(raw, key, seed)
             config = config_from_mapping(raw)
             points.append(SweepPoint(_name(config, values, seed), {**values, "seed": seed}, config))
     names = [p.name for p in points]
     if len(set(names)) != len(names):
         raise OptionError("two grid points have the same run name; make grid values distinct")
     return points
+
+
+def _check_seed_keys(seed_keys: Sequence[str]) -> tuple[str, ...]:
+    """``seed_keys`` as a tuple: distinct, non-empty, each a seed key of the config (an
+    integer key named ``*seed``: ``train.seed``, ``model.seed``, ``data.noise_seed``,
+    ``data.subset_seed``)."""
+    if isinstance(seed_keys, str) or not isinstance(seed_keys, Sequence):
+        raise OptionError(f"seed_keys must be a list of dotted config keys, got {seed_keys!r}")
+    keys = tuple(seed_keys)
+    if not keys or len(set(keys)) != len(keys):
+        raise OptionError(f"seed_keys must be distinct and non-empty, got {list(keys)}")
+    valid = config_seed_keys()
+    for key in keys:
+        if key not in valid:
+            raise OptionError(
+                f"seed_keys: {key!r} is not a seed key of the config; valid: {', '.join(valid)}"
+            )
+    return keys
+
+
+def config_seed_keys() -> tuple[str, ...]:
+    """The config keys a seed may set: the integer keys of [model], [data] and [train] whose
+    name ends in ``seed``, in section order."""
+    keys = []
+    for prefix, section in SECTIONS.items():
+        for name, hint in type_hints(section).items():
+            base = get_args(hint)[0] if get_origin(hint) is Annotated else hint
+            if base is int and name.endswith("seed"):
+                keys.append(f"{prefix}.{name}")
+    return tuple(keys)
 
 
 def _name(config: FinetuneConfig, values: Mapping[str, Any], seed: int) -> str:
@@ -131,7 +194,10 @@ def _short(value: Any) -> str:
 # not a bool ("false" would be truthy), a bool is not an int (jobs = true).
 SETTING_TYPES: dict[str, Any] = {
     "out": Annotated[str, "the folder of the sweep's run directories"],
-    "seeds": Annotated[list[int], "seeds of every grid point (each sets train.seed, model.seed)"],
+    "seeds": Annotated[
+        list[int],
+        "seeds of every grid point (each sets train.seed, model.seed; not data.noise_seed)",
+    ],
     "jobs": Annotated[int, AtLeast(1), "parallel processes"],
     "score": Annotated[bool, "score every run when training is done"],
     "measures": Annotated[list[str] | str, "measures to score (default: every measure)"],

@@ -745,6 +745,31 @@ CASES: list[Case] = [
         "error: dataset 'digits-target': n_per_class must be >= 1, got 0",
     ),
     Case(
+        "finetune-ten-class-source-fraction",
+        lambda w: [
+            "finetune",
+            "--config",
+            w.config(),
+            "data.train=digits10-target:split=train,source_fraction=1.5",
+            "--out",
+            w.root / "r",
+        ],
+        "error: dataset 'digits10-target': source_fraction must be in (0, 1), got 1.5",
+    ),
+    Case(
+        "finetune-model-unknown-activation",
+        lambda w: [
+            "finetune",
+            "--config",
+            w.config(),
+            "model.kwargs.activation=swish",
+            "--out",
+            w.root / "r",
+        ],
+        "mlp: unknown activation 'swish'; valid: relu, gelu, silu, tanh",
+        not_created=("r",),
+    ),
+    Case(
         "finetune-dataset-option-choice",
         lambda w: [
             "finetune",

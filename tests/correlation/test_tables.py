@@ -97,3 +97,25 @@ def test_axes_of_genmeasures_runs_are_the_varying_config_columns() -> None:
         }
     )
     assert hyperparameter_axes(wide) == ["method", "algorithm.distance", "data.noise_rate"]
+
+
+def test_a_column_fixed_by_an_earlier_axis_is_nested_not_an_axis() -> None:
+    """An option that takes one value per method (constraint's gamma 2, l2sp's 1) is fixed
+    by ``method``: conditioning on it again would split nothing; one that varies within a
+    method (constraint's radius) stays an axis."""
+    wide = pd.DataFrame(
+        {
+            "run": [f"r{i}" for i in range(8)],
+            "method": ["erm", "erm", "constraint", "constraint", "l2sp", "l2sp", "sam", "sam"],
+            "algorithm.gamma": [np.nan, np.nan, 2.0, 2.0, 1.0, 1.0, np.nan, np.nan],
+            "algorithm.distance": [np.nan, np.nan, 0.2, 0.5, np.nan, np.nan, np.nan, np.nan],
+            "data.noise_rate": [0.0, 0.4] * 4,
+        }
+    )
+    assert hyperparameter_axes(wide) == ["method", "algorithm.distance", "data.noise_rate"]
+    alone = wide.drop(columns="method")  # without method, gamma splits the runs itself
+    assert hyperparameter_axes(alone) == [
+        "algorithm.gamma",
+        "algorithm.distance",
+        "data.noise_rate",
+    ]

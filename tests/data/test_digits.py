@@ -125,3 +125,54 @@ def test_preset_rejects_classes():
     with pytest.raises(OptionError) as excinfo:
         load_dataset("digits-source:classes=[1]")
     assert_error(excinfo, "'classes'", "digits-source", "n_per_class, split, split_seed")
+
+
+@pytest.mark.parametrize("split_seed", [0, 3])
+def test_ten_class_halves_are_disjoint_and_cover_every_digit(split_seed):
+    """digits10-source and digits10-target: disjoint halves of every digit's images, each
+    split into train/val/test inside it, together the whole set."""
+    indices = {
+        (half, split): set(
+            digits_split_indices(
+                None, split, 0.1, 0.3, split_seed, None, half, 0.5, name="digits10"
+            ).tolist()
+        )
+        for half in ("source", "target")
+        for split in ("train", "val", "test")
+    }
+    every = [i for part in indices.values() for i in part]
+    assert len(every) == len(set(every)) == len(SKLEARN.target)
+    for half in ("source", "target"):
+        members = np.array(sorted(set().union(*(indices[(half, s)] for s in ("train", "test")))))
+        counts = np.bincount(SKLEARN.target[members], minlength=10)
+        assert counts.min() > 0.3 * np.bincount(SKLEARN.target).min()  # every digit in both
+    source = load_dataset(f"digits10-source:split_seed={split_seed}")
+    target = load_dataset(f"digits10-target:split=test,split_seed={split_seed}")
+    assert source.num_classes == target.num_classes == 10
+    images = {tuple(x.reshape(-1).tolist()) for x in np.asarray(source.inputs)}
+    shared = [x for x in np.asarray(target.inputs) if tuple(x.reshape(-1).tolist()) in images]
+    assert len(shared) <= 2  # the digits set itself holds a few duplicate images
+
+
+def test_ten_class_target_labels_are_the_digits_and_n_per_class_caps():
+    target = load_dataset("digits10-target:n_per_class=30")
+    labels = np.asarray(target.targets)
+    assert np.bincount(labels).tolist() == [30] * 10
+    rows = digits_split_indices(None, "train", 0.1, 0.3, 0, 30, "target", 0.5, name="x")
+    np.testing.assert_array_equal(SKLEARN.target[rows], labels)
+    fewer = load_dataset("digits10-source:source_fraction=0.25,split=all")
+    assert 0.2 * len(SKLEARN.target) < len(fewer) < 0.3 * len(SKLEARN.target)
+
+
+@pytest.mark.parametrize(
+    ("spec", "fragment"),
+    [
+        ("digits10-source:source_fraction=1", "source_fraction must be in (0, 1), got 1"),
+        ("digits10-target:source_fraction=0", "source_fraction must be in (0, 1), got 0"),
+        ("digits10-target:classes=[1]", "'classes'"),
+    ],
+)
+def test_ten_class_bad_options_name_the_option(spec, fragment):
+    with pytest.raises(OptionError) as excinfo:
+        load_dataset(spec)
+    assert_error(excinfo, fragment)

@@ -148,6 +148,39 @@ def test_resnet_state_dict_keys_match_torchvision(name: str) -> None:
     assert list(_default(name).state_dict()) == expected
 
 
+@pytest.mark.parametrize("activation", ["gelu", "silu", "tanh"])
+def test_resnet_activation_swaps_every_relu_and_keeps_the_weights(activation: str) -> None:
+    """A smooth ResNet: every ReLU module replaced, the state dict's keys and shapes unchanged,
+    and the forward pass equal to the ReLU network's with the activation swapped by hand."""
+    from genmeasures.models.activations import ACTIVATIONS
+
+    kwargs = {"small_input": True, "width_multiplier": 0.125, "num_classes": 10, "in_channels": 1}
+    torch.manual_seed(0)
+    relu = build_model("resnet18", kwargs)
+    torch.manual_seed(0)
+    smooth = build_model("resnet18", {**kwargs, "activation": activation})
+    assert not any(isinstance(m, torch.nn.ReLU) for m in smooth.modules())
+    swapped = [n for n, m in smooth.named_modules() if isinstance(m, ACTIVATIONS[activation])]
+    assert swapped == [n for n, m in relu.named_modules() if isinstance(m, torch.nn.ReLU)]
+    assert {k: v.shape for k, v in smooth.state_dict().items()} == {
+        k: v.shape for k, v in relu.state_dict().items()
+    }
+    smooth.load_state_dict(relu.state_dict())  # strict: the same tensors
+    for name in swapped:
+        parent, _, leaf = name.rpartition(".")
+        setattr(relu.get_submodule(parent) if parent else relu, leaf, ACTIVATIONS[activation]())
+    x = torch.rand(3, 1, 8, 8)
+    relu.eval()
+    smooth.eval()
+    torch.testing.assert_close(smooth(x), relu(x), rtol=0, atol=0)
+
+
+def test_unknown_activation_is_a_model_error_naming_the_choices() -> None:
+    for name in ("resnet18", "mlp"):
+        with pytest.raises(ModelError, match="unknown activation 'swish'; valid: relu, gelu"):
+            build_model(name, {"activation": "swish"})
+
+
 def test_resnet18_has_122_state_dict_entries() -> None:
     assert len(torchvision_resnet_keys(*RESNET_LAYOUT["resnet18"])) == 122
     assert len(_default("resnet18").state_dict()) == 122

@@ -15,30 +15,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from genmeasures.reproduce.regime import (
-    QUICK_DATA,
-    QUICK_MODEL,
-    QUICK_TRAIN,
-    QUICK_TRAIN_SET,
-    QUICK_VAL,
-    SOURCE_SEED,
-    quick_base,
-    quick_pretrain,
-)
+from genmeasures.reproduce.regime import QUICK_MODEL
 
-__all__ = [
-    "QUICK_DATA",
-    "QUICK_MODEL",
-    "QUICK_TRAIN",
-    "QUICK_TRAIN_SET",
-    "QUICK_VAL",
-    "SMOOTH_MODEL",
-    "SOURCE_SEED",
-    "digits_pretrain",
-    "indoor_resnet50",
-    "quick_base",
-    "quick_pretrain",
-]
+__all__ = ["SMOOTH_MODEL", "digits_pretrain", "indoor_resnet50"]
 
 #: The same network with GELU activations, for claims about smooth losses.
 SMOOTH_MODEL: dict[str, Any] = {

@@ -34,7 +34,7 @@ from scipy.stats import kendalltau, spearmanr
 from genmeasures.plots import PlotResult
 from genmeasures.plots.lines import Axes, Panels, line_panels
 from genmeasures.reproduce import Claim, FigureData, FigureSpec, Study
-from genmeasures_papers._settings import quick_base, quick_pretrain
+from genmeasures.reproduce.regime import quick_base, quick_pretrain
 
 GAP = "gap_loss"
 BOUNDS = ("pacbayes_trace_bound", "hessian_bound")

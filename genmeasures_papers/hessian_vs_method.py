@@ -44,7 +44,8 @@ from genmeasures.reproduce import (
     Study,
     StudyGroup,
 )
-from genmeasures_papers._settings import QUICK_VAL, digits_pretrain, quick_base, quick_pretrain
+from genmeasures.reproduce.regime import QUICK_VAL, quick_base, quick_pretrain
+from genmeasures_papers._settings import digits_pretrain
 
 WORKDIR = "methods"
 NOISE_RATES = [0.0, 0.4]

@@ -19,7 +19,8 @@ from scipy.stats import kendalltau
 
 from genmeasures.plots import overlay
 from genmeasures.reproduce import Claim, FigureData, FigureSpec, Study
-from genmeasures_papers._settings import indoor_resnet50, quick_base, quick_pretrain
+from genmeasures.reproduce.regime import quick_base, quick_pretrain
+from genmeasures_papers._settings import indoor_resnet50
 
 RADII = [0.05, 0.1, 0.2, 0.5, 1.0, 2.0]
 MEASURES = ("hessian_bound", "distance_bound")

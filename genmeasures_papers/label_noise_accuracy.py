@@ -38,7 +38,8 @@ import pandas as pd
 
 from genmeasures.plots import trend
 from genmeasures.reproduce import Claim, FigureData, FigureSpec, Study
-from genmeasures_papers._settings import digits_pretrain, quick_base, quick_pretrain
+from genmeasures.reproduce.regime import quick_base, quick_pretrain
+from genmeasures_papers._settings import digits_pretrain
 
 WORKDIR = "label-noise"
 RATES = [0.2, 0.4, 0.6, 0.8]

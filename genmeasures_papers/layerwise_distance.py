@@ -31,7 +31,8 @@ from genmeasures.finetune.algorithms.constraint import ConstraintOptions, Layerw
 from genmeasures.models import build_model
 from genmeasures.plots.lines import Axes, Legend, Lines, line_panels
 from genmeasures.reproduce import Claim, FigureData, FigureSpec, Study
-from genmeasures_papers._settings import QUICK_MODEL, indoor_resnet50, quick_base, quick_pretrain
+from genmeasures.reproduce.regime import QUICK_MODEL, quick_base, quick_pretrain
+from genmeasures_papers._settings import indoor_resnet50
 
 MEASURE = "layerwise_distance"
 RADIUS = "constraint radius"

@@ -42,7 +42,7 @@ from genmeasures.reproduce import (
     Study,
     StudyGroup,
 )
-from genmeasures_papers._settings import QUICK_MODEL, quick_base, quick_pretrain
+from genmeasures.reproduce.regime import QUICK_MODEL, quick_base, quick_pretrain
 
 #: The work directory shared with noise-stability-vs-sigma and nso-ablation.
 WORKDIR = "nso-figures"

@@ -137,7 +137,7 @@ class ResNet(nn.Module):
         activation: str = "relu",
     ) -> None:
         super().__init__()
-        self._activation = activation_class(activation, "resnet")
+        act = activation_class(activation, "resnet")
         if not float(width_multiplier) > 0:
             raise ModelError(f"resnet: width_multiplier must be > 0, got {width_multiplier}")
         if int(num_classes) < 1 or int(in_channels) < 1:
@@ -153,14 +153,14 @@ class ResNet(nn.Module):
             in_channels, base, kernel, stride=stride, padding=padding, bias=False
         )
         self.bn1 = nn.BatchNorm2d(base)
-        self.relu = self._activation()
+        self.relu = act()
         self.maxpool: nn.Module = (
             nn.Identity() if small_input else nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         )
-        self.layer1 = self._make_layer(block, base, layers[0])
-        self.layer2 = self._make_layer(block, base * 2, layers[1], stride=2)
-        self.layer3 = self._make_layer(block, base * 4, layers[2], stride=2)
-        self.layer4 = self._make_layer(block, base * 8, layers[3], stride=2)
+        self.layer1 = self._make_layer(block, base, layers[0], activation=act)
+        self.layer2 = self._make_layer(block, base * 2, layers[1], stride=2, activation=act)
+        self.layer3 = self._make_layer(block, base * 4, layers[2], stride=2, activation=act)
+        self.layer4 = self._make_layer(block, base * 8, layers[3], stride=2, activation=act)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(base * 8 * block.expansion, self.num_classes)
 
@@ -172,7 +172,13 @@ class ResNet(nn.Module):
                 nn.init.constant_(m.bias, 0)
 
     def _make_layer(
-        self, block: type[BasicBlock | Bottleneck], planes: int, blocks: int, stride: int = 1
+        self,
+        block: type[BasicBlock | Bottleneck],
+        planes: int,
+        blocks: int,
+        stride: int = 1,
+        *,
+        activation: type[nn.Module],
     ) -> nn.Sequential:
         downsample = None
         if stride != 1 or self.inplanes != planes * block.expansion:
@@ -180,7 +186,7 @@ class ResNet(nn.Module):
                 _conv1x1(self.inplanes, planes * block.expansion, stride),
                 nn.BatchNorm2d(planes * block.expansion),
             )
-        act = self._activation
+        act = activation
         layers: list[nn.Module] = [block(self.inplanes, planes, stride, downsample, act)]
         self.inplanes = planes * block.expansion
         layers.extend(block(self.inplanes, planes, activation=act) for _ in range(1, blocks))

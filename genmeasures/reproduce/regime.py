@@ -144,8 +144,9 @@ def memorization(metrics: pd.DataFrame) -> list[Memorization]:
     if metrics.empty or not needed <= set(metrics.columns):
         return []
     rate = pd.to_numeric(metrics["data.noise_rate"], errors="coerce").fillna(0.0)
-    frozen = pd.to_numeric(metrics.get("train.freeze", 0), errors="coerce")
-    whole = pd.Series(frozen, index=metrics.index).fillna(0) == 0
+    whole = True
+    if "train.freeze" in metrics.columns:
+        whole = pd.to_numeric(metrics["train.freeze"], errors="coerce").fillna(0) == 0
     erm = metrics[(metrics["algorithm.name"] == "erm") & (rate > 0) & whole].assign(_rate=rate)
     checks = []
     for noise_rate, rows in erm.groupby("_rate", sort=True):

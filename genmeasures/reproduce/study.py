@@ -94,7 +94,8 @@ class FigureData:
         runs = result.runs  # only this study's, when figures share a work directory
         long = result.scores
         scores = wide_table(long) if len(long) else pd.DataFrame()
-        return cls(result.out, scores, long, metrics_table(runs), tuple(result.failures))
+        metrics = result.metrics if result.metrics is not None else metrics_table(runs)
+        return cls(result.out, scores, long, metrics, tuple(result.failures))
 
 
 @dataclass
@@ -106,6 +107,7 @@ class StudyResult:
     computed: int = 0  # measure results computed now (the rest came from the cache)
     cached: int = 0
     runs: list[Path] = field(default_factory=list)  # this study's run directories
+    metrics: pd.DataFrame | None = None  # their per-epoch metrics (read once, after training)
 
 
 def run_study(
@@ -126,7 +128,8 @@ def run_study(
     sweep = run_sweep(points, settings, progress=progress)
     failures = [f"{run}: {message}" for run, message in sweep.failures]
     finished = [settings.out / p.name for p in points if (settings.out / p.name).is_dir()]
-    regime = [str(check) for check in memorization(metrics_table(finished))]
+    metrics = metrics_table(finished)
+    regime = [str(check) for check in memorization(metrics)]
     for line in regime:  # the papers' label-noise claims need a network that fits the noise
         _say(progress, line)
     _say(progress, f"[3/5] scoring {len(finished)} runs")
@@ -146,7 +149,7 @@ def run_study(
     write_table(scored.table, out / "scores.csv")
     if not study.report:
         return StudyResult(
-            out, scored.table, None, failures, scored.computed, scored.cached, finished
+            out, scored.table, None, failures, scored.computed, scored.cached, finished, metrics
         )
     _say(progress, "[4/5] correlating every measure with the gap")
     from genmeasures.correlation import correlate
@@ -162,7 +165,7 @@ def run_study(
 
     write_index(out, study, report, figures, failures, notes)
     return StudyResult(
-        out, scored.table, report, failures, scored.computed, scored.cached, finished
+        out, scored.table, report, failures, scored.computed, scored.cached, finished, metrics
     )
 
 

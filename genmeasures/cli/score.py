@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import Literal
@@ -85,6 +86,21 @@ import click
     show_default=True,
     help="Which checkpoints of each run directory to score.",
 )
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=256,
+    show_default=True,
+    help="Evaluation batch size. Curvature sums run batch by batch, so it is an input of the "
+    "results (and of the cache key); a distributed run shares whole batches among processes.",
+)
+@click.option(
+    "--distributed/--no-distributed",
+    default=None,
+    help="Share the evaluation batches among the processes torchrun starts "
+    "(torchrun --nproc_per_node N -m genmeasures score ...): the same table as one process, "
+    "bit for bit. Default: on when torchrun's environment is set.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def command(
     paths: tuple[Path, ...],
@@ -102,6 +118,8 @@ def command(
     no_cache: bool,
     allow_import: bool,
     select: Literal["all", "last", "best"],  # a click.Choice
+    batch_size: int,
+    distributed: bool | None,
     quiet: bool,
 ) -> None:
     """Score checkpoints against their initialization.
@@ -110,9 +128,15 @@ def command(
     or checkpoint files (.safetensors, .pt, .pth) with --init. Writes one row per
     checkpoint x measure x layer, with each checkpoint's metrics and gap alongside.
     Results are cached by content: a rerun computes only what changed.
+
+    Under torchrun every process scores the same checkpoints with the same options; each
+    computes its share of the evaluation batches (gloo on the CPU, NCCL on CUDA, one GPU per
+    process) and rank 0 alone writes the table, the cache and the summary.
     """
+    from genmeasures._device import resolve_device
     from genmeasures._specs import parse_model_spec
     from genmeasures.checkpoints import ModelSpec
+    from genmeasures.curvature import distributed as shared
     from genmeasures.scoring import score_checkpoints
     from genmeasures.tables import check_table_path, write_table
 
@@ -121,22 +145,40 @@ def command(
     measures = [m.strip() for m in (measure_list or "").split(",") if m.strip()]
     measures += list(measure_specs)
     model = ModelSpec(*parse_model_spec(model_spec)) if model_spec else None
-    report = score_checkpoints(
-        list(paths),
-        init=init,
-        data=data,
-        measures=measures or None,
-        model=model,
-        n_samples=n_samples,
-        seed=seed,
-        device=device,
-        n_train=n_train,
-        cache_dir=cache_dir,
-        use_cache=not no_cache,
-        allow_import=allow_import,
-        select=select,
-        progress=not quiet,
+    launched = shared.launched() if distributed is None else distributed
+    group = (
+        shared.from_environment(resolve_device(device))
+        if launched
+        else contextlib.nullcontext(None)
     )
+    with group as shard:
+        report = score_checkpoints(
+            list(paths),
+            init=init,
+            data=data,
+            measures=measures or None,
+            model=model,
+            n_samples=n_samples,
+            seed=seed,
+            device=device,
+            n_train=n_train,
+            cache_dir=cache_dir,
+            use_cache=not no_cache,
+            allow_import=allow_import,
+            select=select,
+            progress=not quiet,
+            batch_size=batch_size,
+        )
+    if shard is not None and shard.rank != 0:  # rank 0 reports for every rank
+        sys.exit(1 if report.failures else 0)
+    if shard is not None:
+        threads = torch_threads()
+        click.echo(
+            f"note: the evaluation batches were shared among {shard.world} processes "
+            f"({shard.backend}, {threads} torch thread(s) each): the numbers are those of one "
+            f"process with {threads} thread(s)",
+            err=True,
+        )
     table = report.table
     if out is not None and len(table):
         write_table(table, out)
@@ -151,6 +193,12 @@ def command(
         for failure in report.failures:
             click.echo(f"  {failure}", err=True)
         sys.exit(1)
+
+
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 def _print_summary(table) -> None:

@@ -11,6 +11,8 @@
 * :mod:`.trace`: Hutchinson, Hutch++ and exact traces with per-block traces.
 * :mod:`.lanczos`: extreme eigenvalues with residual bounds; quadrature for v^T f(A) v.
 * :mod:`.persample`: per-sample curvature along directions for a whole batch at once.
+* :mod:`.distributed`: data-parallel curvature (torchrun, gloo/NCCL): the evaluation batches
+  shared among processes, every sum formed in the single-process order (bit-identical).
 """
 
 from genmeasures.curvature.functional import (

@@ -21,11 +21,13 @@ of Hessian-vector products.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import torch
 from torch.func import grad, hessian, jvp, vjp, vmap
 
+from genmeasures.curvature import distributed
 from genmeasures.curvature.functional import FunctionalModel, PerSampleLoss
 from genmeasures.curvature.gradient_norms import CoverageLost, covered_blocks, signed_norm_sums
 from genmeasures.curvature.operators import CurvatureOperator, register_curvature
@@ -78,14 +80,18 @@ def convex_in_outputs(
     """
     if fmodel.loss is cross_entropy_per_sample:
         return True
-    for inputs, targets in batches:
+
+    def convex(batch: tuple[torch.Tensor, torch.Tensor]) -> bool:
+        inputs, targets = batch
         with torch.no_grad():
             logits = fmodel.outputs(fmodel.params, inputs)
         values = torch.linalg.eigvalsh(output_hessians(fmodel.loss, logits, targets))
         scale = float(values.abs().max()) if values.numel() else 0.0
-        if float(values.min()) < -_CONVEX_RTOL * max(scale, 1e-300):
-            return False
-    return True
+        return not float(values.min()) < -_CONVEX_RTOL * max(scale, 1e-300)
+
+    if distributed.active() is None:  # one process: stop at the first non-convex batch
+        return all(convex(batch) for batch in batches)
+    return all(distributed.map_batches(convex, list(batches)))
 
 
 def ggn_block_traces(
@@ -114,34 +120,119 @@ def ggn_block_traces(
 def _block_traces(fmodel, batches, covered: dict[int, tuple[str, str]]):
     params = fmodel.params
     total = sum(len(targets) for _, targets in batches)
-    sums = torch.zeros(len(params), dtype=torch.float64)
-    rest = [i for i in range(len(params)) if i not in covered]
-    by_vmap = _vmapped_squared_norms(fmodel, rest) if rest else None
-    vmap_bytes = sum(params[i].numel() * params[i].element_size() for i in rest)
-    spent, hooked_bytes = 0, None
     with torch.no_grad():
         classes = fmodel.outputs(params, batches[0][0][:1]).shape[1] if batches else 0
+    chunks = _Chunks(fmodel, covered, classes)
+    shard = distributed.active()
+    if shard is not None and shard.world > 1:
+        shared = _shared_block_sums(shard, chunks, batches)
+        if shared is not None:
+            sums, spent = shared
+            return (sums / total).tolist(), spent
+    sums = torch.zeros(len(params), dtype=torch.float64)
+    spent, hooked_bytes = 0, None
     for inputs, targets in batches:
-        start = 0
+        deltas, hooked_bytes, cost = chunks.batch(inputs, targets, hooked_bytes)
+        for delta in deltas:
+            sums += delta
+        spent += cost
+    return (sums / total).tolist(), spent
+
+
+class _Chunks:
+    """One pass of :func:`ggn_block_traces` over a batch, chunk by chunk: each chunk's share
+    of the per-block sums as a float64 vector (zero outside the blocks it adds to), so that
+    the caller adds them in the single-process order wherever they were computed.
+
+    ``hooked_bytes`` (the most layer-feature bytes per sample seen so far, None before the
+    first chunk) carries the chunk sizes from batch to batch: the first chunk is one sample,
+    to learn what the layer features hold per sample.
+    """
+
+    def __init__(self, fmodel: FunctionalModel, covered: dict[int, tuple[str, str]], classes):
+        self.fmodel, self.covered, self.classes = fmodel, covered, classes
+        params = fmodel.params
+        self.rest = [i for i in range(len(params)) if i not in covered]
+        self.by_vmap = _vmapped_squared_norms(fmodel, self.rest) if self.rest else None
+        self.vmap_bytes = sum(params[i].numel() * params[i].element_size() for i in self.rest)
+
+    def batch(
+        self, inputs: torch.Tensor, targets: torch.Tensor, hooked_bytes: int | None
+    ) -> tuple[list[torch.Tensor], int | None, int]:
+        """(each chunk's sums, hooked_bytes after the batch, per-sample gradients spent)."""
+        fmodel, covered, params = self.fmodel, self.covered, self.fmodel.params
+        deltas, spent, start = [], 0, 0
         while start < len(inputs):
-            # The first chunk is one sample, to learn what the layer features hold per sample.
-            per_sample = max(vmap_bytes * classes, 4 * (hooked_bytes or 0))
+            per_sample = max(self.vmap_bytes * self.classes, 4 * (hooked_bytes or 0))
             chunk = 1 if covered and hooked_bytes is None else max(1, _MEMORY // max(per_sample, 1))
             x, y = inputs[start : start + chunk], targets[start : start + chunk]
             start += len(x)
             with torch.no_grad():
                 logits = fmodel.outputs(params, x)
             factor, signs = output_hessian_factor(fmodel.loss, logits, y)
+            delta = torch.zeros(len(params), dtype=torch.float64)
             if covered:
                 result = signed_norm_sums(fmodel, covered, x, factor, signs)
                 for index, value in result.sums.items():
-                    sums[index] += value
+                    delta[index] = value
                 hooked_bytes = max(hooked_bytes or 0, result.feature_bytes_per_sample)
-            if by_vmap is not None:
-                norms = by_vmap(x, factor.to(logits.dtype)).double()  # (B, K, len(rest))
-                sums[rest] += (signs[:, :, None] * norms).sum(dim=(0, 1))
+            if self.by_vmap is not None:
+                norms = self.by_vmap(x, factor.to(logits.dtype)).double()  # (B, K, len(rest))
+                delta[self.rest] = (signs[:, :, None] * norms).sum(dim=(0, 1))
+            deltas.append(delta)
             spent += factor.shape[2] * len(x)
-    return (sums / total).tolist(), spent
+        return deltas, hooked_bytes, spent
+
+
+def _shared_block_sums(
+    shard: distributed.Shard, chunks: _Chunks, batches
+) -> tuple[torch.Tensor, int] | None:
+    """The per-block sums of :func:`_block_traces` with the batches shared among the ranks,
+    bit for bit the single process's; None where the chunking could not be reproduced (then
+    the caller computes everything on every rank).
+
+    Each rank computes its own batches' chunk sums, starting from the chunk-size state the
+    single process would have there: rank 0 from nothing, the others from what batch 0's
+    first one-sample chunk teaches (the same for every batch of fixed-shape inputs). The
+    ranks then check that each one's assumed start is the previous one's end state; the
+    chunk sums are gathered and added in batch order. A covered module that loses its
+    coverage on any rank is dropped on every rank (:class:`CoverageLost`, as one process).
+    """
+    own = shard.owned(len(batches))
+    outcome: dict = {"lost": None, "error": None, "start": None, "end": None, "batches": []}
+    try:
+        state = None
+        if shard.rank > 0 and len(own) and chunks.covered:
+            inputs, targets = batches[0]
+            state = chunks.batch(inputs[:1], targets[:1], None)[1]
+        outcome["start"] = state
+        for index in own:
+            inputs, targets = batches[index]
+            deltas, state, cost = chunks.batch(inputs, targets, state)
+            outcome["batches"].append((deltas, cost))
+        outcome["end"] = state
+    except CoverageLost as coverage:
+        outcome["lost"] = coverage.paths
+    except Exception as exc:
+        outcome["error"] = distributed.portable(exc)
+    reports = shard.gather(outcome)
+    for report in reports:
+        if report["error"] is not None:
+            raise report["error"]
+    lost = [path for report in reports for path in report["lost"] or ()]
+    if lost:
+        raise CoverageLost(list(dict.fromkeys(lost)))
+    holding = [report for report in reports if report["batches"]]
+    if any(b["start"] != a["end"] for a, b in itertools.pairwise(holding)):
+        return None
+    sums = torch.zeros(len(chunks.fmodel.params), dtype=torch.float64)
+    spent = 0
+    for report in holding:
+        for deltas, cost in report["batches"]:
+            for delta in deltas:
+                sums += delta
+            spent += cost
+    return sums, spent
 
 
 def _vmapped_squared_norms(fmodel: FunctionalModel, blocks: Sequence[int]):

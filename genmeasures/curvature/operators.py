@@ -3,7 +3,10 @@
 A :class:`CurvatureOperator` is a symmetric linear map on the selected parameters. A subclass
 writes one method, ``_batch_matmat``: this batch's contribution to ``[A v for v in vectors]``
 where the batch's loss is already weighted by ``1/m`` (see :mod:`.functional`). The base class
-sums the contributions over the evaluation set and counts products.
+sums the contributions over the evaluation set and counts products. Under a distributed
+:class:`~genmeasures.curvature.distributed.Shard` each process computes the contributions of
+its own batches and the sum is formed in the single-process order
+(:func:`~genmeasures.curvature.distributed.ordered_sum`): the same bits as one process.
 
 Curvatures are registered by name (:data:`CURVATURES`): ``hessian`` (:class:`HessianOperator`,
 here) and ``ggn`` (:class:`~genmeasures.curvature.ggn.GGNOperator`). A new curvature (a
@@ -23,6 +26,7 @@ import torch
 from torch import nn
 
 from genmeasures._registry import Registry
+from genmeasures.curvature import distributed
 from genmeasures.curvature.functional import FunctionalModel, PerSampleLoss, verify_loss
 from genmeasures.curvature.products import AUTO, PRODUCT_METHODS, ProductMethod
 from genmeasures.curvature.vectors import Vector, add
@@ -35,7 +39,10 @@ class CurvatureOperator(ABC):
     """A symmetric operator on the parameters ``names`` of ``model``, summed over ``batches``.
 
     ``batches`` is the evaluation sample (held as a list on the operator's device); the model
-    must already be in eval mode (see :func:`~.functional.evaluation_mode`).
+    must already be in eval mode (see :func:`~.functional.evaluation_mode`). The shard active
+    when the operator is made (:func:`~genmeasures.curvature.distributed.active`) is the one
+    its products are shared over: every rank holds the whole list and computes the batches
+    it owns.
     """
 
     # Whether the operator takes a ``products`` method (Hessian-vector products can be
@@ -60,6 +67,11 @@ class CurvatureOperator(ABC):
         if self.total == 0:
             raise MeasureError("the evaluation data is empty")
         self.n_matvecs = 0
+        self.shard = distributed.active()
+        # The batches this process computes: all of them, or its shard's contiguous range.
+        self.own = (
+            range(len(self.batches)) if self.shard is None else self.shard.owned(len(self.batches))
+        )
         if check:
             verify_loss(self.fmodel, self.batches)
 
@@ -79,8 +91,20 @@ class CurvatureOperator(ABC):
         return self.matmat([vector])[0]
 
     def matmat(self, vectors: Sequence[Sequence[torch.Tensor]]) -> list[Vector]:
-        """``[A v for v in vectors]``, each a sum over the whole evaluation set."""
+        """``[A v for v in vectors]``, each a sum over the whole evaluation set (the batches'
+        contributions added in batch order, also when they are computed by several ranks)."""
         vectors = [tuple(v) for v in vectors]
+        if self.shard is not None:
+
+            def contribution(index: int) -> list[Vector]:
+                inputs, targets = self.batches[index]
+                return self._batch_matmat(inputs, targets, [tuple(v) for v in vectors])
+
+            products = distributed.ordered_sum(
+                self.shard, len(self.batches), contribution, self.params, vectors
+            )
+            self.n_matvecs += len(vectors)
+            return [tuple(t.detach() for t in product) for product in products]
         totals: list[Vector] | None = None
         for inputs, targets in self.batches:
             parts = self._batch_matmat(inputs, targets, [tuple(v) for v in vectors])
@@ -121,7 +145,10 @@ class HessianOperator(CurvatureOperator):
         check: bool = True,
     ) -> None:
         super().__init__(model, names, batches, loss, weights=weights, check=check)
-        self.method = self._make_method(AUTO if products == "auto" else products)
+        # Decided on rank 0 and broadcast: a choice that could differ between processes (a
+        # timing) must not split one operator into several methods. (auto is a constant now.)
+        chosen = distributed.on_rank_zero(lambda: AUTO if products == "auto" else products)
+        self.method = self._make_method(chosen)
 
     @property
     def products(self) -> str:
@@ -130,7 +157,9 @@ class HessianOperator(CurvatureOperator):
 
     def _make_method(self, name: str) -> ProductMethod:
         method_class = PRODUCT_METHODS.get(name)
-        return method_class(self.fmodel, self.total, reuse=len(self.batches) == 1)
+        # State is kept across products when this process computes a single batch (its own
+        # batch of a shard included): the same numbers, one graph build instead of one per call.
+        return method_class(self.fmodel, self.total, reuse=len(self.own) == 1)
 
     def _batch_matmat(self, inputs, targets, vectors):
         try:

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import torch
 from torch.func import jvp, vmap
 
+from genmeasures.curvature import distributed
 from genmeasures.curvature.functional import FunctionalModel
 from genmeasures.curvature.operators import first_line, is_transform_gap, warn_unsupported
 
@@ -77,7 +78,20 @@ def probe_blocks(
     on, every token passes a GELU), so more samples would cost passes without changing a
     decision. (A branch that switches a smooth operation on for rare samples only could
     escape any sample-based probe; ``route=general`` is the check for such a model.)
+
+    In a distributed run the probe runs on rank 0 and its decisions are broadcast
+    (:func:`~genmeasures.curvature.distributed.on_rank_zero`): a route is a decision, and
+    ranks that decided differently would compute different quantities.
     """
+    return distributed.on_rank_zero(lambda: _probe_blocks(fmodel, batches, directions, seed))
+
+
+def _probe_blocks(
+    fmodel: FunctionalModel,
+    batches: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    directions: Mapping[str, torch.Tensor] | None,
+    seed: int,
+) -> dict[str, BlockStructure]:
     generator = torch.Generator().manual_seed(seed)
     batches = _first_samples(batches, PROBE_SAMPLES)
     jobs: list[tuple[int, torch.Tensor]] = []  # (block index, direction scaled to the block)

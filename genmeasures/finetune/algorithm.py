@@ -41,7 +41,9 @@ class TrainState:
     ``labels`` are the current training labels (noisy, possibly corrected); ``clean_labels``
     the true ones; ``init`` the parameters at epoch 0 (pretrained backbone + new head);
     ``generator`` is reseeded every epoch from (seed, epoch), so a resumed run draws the same
-    numbers as an uninterrupted one.
+    numbers as an uninterrupted one. Draw from it, not from torch's global generator: runs
+    sharing a process race on that one (a plugin algorithm's run therefore keeps reseeding it
+    every epoch, and is safe only in a process of its own; see :mod:`.randomness`).
     """
 
     model: nn.Module

@@ -17,6 +17,7 @@ import sys
 import time
 import warnings
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from tqdm.auto import tqdm
 
 from genmeasures._device import resolve_device, torch_threads
 from genmeasures._io import atomic_open, check_output_dir
+from genmeasures._rng import SeededGenerators, lend
 from genmeasures.checkpoints import (
     CheckpointMeta,
     ModelSpec,
@@ -47,6 +49,12 @@ from genmeasures.errors import CheckpointError, OptionError, one_line
 from genmeasures.finetune.algorithm import Algorithm, TrainState, build_options, get_algorithm
 from genmeasures.finetune.blocks import freeze_first_blocks, frozen_modules, stage_function
 from genmeasures.finetune.config import FinetuneConfig, config_difference
+from genmeasures.finetune.randomness import (
+    build_seeded,
+    global_draws,
+    route_dropout,
+    warn_if_shared,
+)
 from genmeasures.finetune.trainer import TrainingData, epoch_seed, evaluate, train_one_epoch
 from genmeasures.models import architecture_of, build_model
 
@@ -97,6 +105,8 @@ def finetune(config: FinetuneConfig, out: str | Path, *, progress: bool = True, 
             if run_is_finished(info, config):
                 _say(log, f"{out}: finished run reused")
                 return out
+            # With torch's OpenMP backend the count holds for this thread only, so runs in
+            # other threads keep theirs (tests/finetune/test_thread_safety.py).
             with torch_threads(config.train.threads):
                 return _finetune(config, out, info, progress)
         except BaseException:
@@ -110,7 +120,8 @@ def finetune(config: FinetuneConfig, out: str | Path, *, progress: bool = True, 
 def _finetune(config: FinetuneConfig, out: Path, info: dict, progress: bool) -> Path:
     device = resolve_device(config.train.device)
     data = _load_data(config)
-    model, spec = _build_model(config, data.train.num_classes, device)
+    algorithm_cls = get_algorithm(config.algorithm_name)
+    model, spec, draws = _build_model(config, data.train.num_classes, device, algorithm_cls)
     head = architecture_of(model).head
     frozen = freeze_first_blocks(model, head, config.train.freeze)
     state = TrainState(
@@ -126,19 +137,34 @@ def _finetune(config: FinetuneConfig, out: Path, info: dict, progress: bool) -> 
         train_dataset=data.train,
         noise_transition=data.transition,
     )
-    algorithm_cls = get_algorithm(config.algorithm_name)
     options = build_options(
         algorithm_cls, {k: v for k, v in config.algorithm.items() if k != "name"}
     )
-    algorithm = algorithm_cls(options, state)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = _optimizer(config, trainable)
-    schedule = _schedule(config, optimizer)
-    writer = RunWriter(out)
-    run = _Run(config, out, writer, data, state, algorithm, optimizer, schedule, spec, frozen)
-    run.start_or_resume()
+    # Until the first epoch (the init's metrics) a run on its own generators lends ones seeded
+    # like the model, as the global generator was then.
+    with _randomness(config.model.seed, draws, reseed=False):
+        algorithm = algorithm_cls(options, state)
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        optimizer = _optimizer(config, trainable)
+        schedule = _schedule(config, optimizer)
+        writer = RunWriter(out)
+        run = _Run(
+            config, out, writer, data, state, algorithm, optimizer, schedule, spec, frozen, draws
+        )
+        run.start_or_resume()
     run.train(progress)
     return out
+
+
+def _randomness(seed: int, draws: str | None, reseed: bool = True) -> AbstractContextManager:
+    """Where the body's random numbers come from (see :mod:`.randomness`): the run's own
+    generators, seeded with ``seed``; or, for a run with ``draws`` from torch's global
+    generator, that generator, reseeded with ``seed`` when ``reseed`` (the old scheme)."""
+    if draws is None:
+        return lend(SeededGenerators(seed))
+    if reseed:
+        torch.manual_seed(seed)
+    return nullcontext()
 
 
 @dataclass
@@ -153,6 +179,7 @@ class _Run:
     schedule: Any
     spec: ModelSpec
     frozen: list[str]
+    draws: str | None  # what may draw from torch's global generator (None: nothing)
     epoch: int = 0
     best_acc: float = -math.inf
     bad_epochs: int = 0
@@ -186,18 +213,22 @@ class _Run:
         stopped_early = False
         for epoch in bar:
             self.state.epoch = epoch
-            torch.manual_seed(epoch_seed(cfg.seed, epoch))
-            self.state.generator = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch))
-            start = time.perf_counter()
-            train_loss = train_one_epoch(self.algorithm, self.optimizer, training, frozen, cfg.amp)
-            if self.schedule is not None:
-                self.schedule.step()
-            extra = self.algorithm.on_epoch_end()
-            metrics = self._metrics(
-                {"train_objective": train_loss, "seconds": time.perf_counter() - start, **extra}
-            )
-            self.epoch = epoch
-            self._export(epoch, metrics)
+            seed = epoch_seed(cfg.seed, epoch)
+            self.state.generator = torch.Generator().manual_seed(seed)
+            # The whole epoch: its evaluation and export too, as the global generator was.
+            with _randomness(seed, self.draws):
+                start = time.perf_counter()
+                train_loss = train_one_epoch(
+                    self.algorithm, self.optimizer, training, frozen, cfg.amp
+                )
+                if self.schedule is not None:
+                    self.schedule.step()
+                extra = self.algorithm.on_epoch_end()
+                metrics = self._metrics(
+                    {"train_objective": train_loss, "seconds": time.perf_counter() - start, **extra}
+                )
+                self.epoch = epoch
+                self._export(epoch, metrics)
             bar.set_postfix(
                 train_acc=f"{metrics['train_acc']:.3f}",
                 test_acc=f"{metrics.get('test_acc', math.nan):.3f}",
@@ -408,14 +439,24 @@ def _load_data(config: FinetuneConfig) -> _Data:
 
 
 def _build_model(
-    config: FinetuneConfig, num_classes: int, device: torch.device
-) -> tuple[nn.Module, ModelSpec]:
+    config: FinetuneConfig, num_classes: int, device: torch.device, algorithm: type[Algorithm]
+) -> tuple[nn.Module, ModelSpec, str | None]:
+    """The model, its spec and what in a run of ``algorithm`` on it may draw from torch's
+    global generator (None: nothing; its dropout is then routed to the run's generators)."""
     kwargs = {**config.model.kwargs, "num_classes": num_classes}
-    torch.manual_seed(config.model.seed)
-    model = build_model(config.model.name, kwargs)
+    model = build_seeded(
+        lambda: build_model(config.model.name, kwargs),
+        config.model.seed,
+        keep_seeded=lambda built: global_draws(built, algorithm) is not None,
+    )
+    draws = global_draws(model, algorithm)
+    if draws is None:
+        route_dropout(model)
+    else:
+        warn_if_shared(draws)
     if config.model.pretrained:
         load_backbone(model, config.model.pretrained)
-    return model.to(device), ModelSpec(config.model.name, kwargs)
+    return model.to(device), ModelSpec(config.model.name, kwargs), draws
 
 
 def check_runnable(config: FinetuneConfig, memo: dict[Any, Any] | None = None) -> None:

@@ -1,9 +1,11 @@
 """The one training loop. Algorithms plug in through hooks (see :mod:`.algorithm`).
 
-Every epoch reseeds torch's global generator and the epoch's own generator from
-(seed, epoch), so the shuffling order, dropout masks and algorithm noise of epoch t do not
-depend on what ran before: a run resumed after epoch t ends with the same weights as one that
-was never interrupted.
+Every epoch seeds its own generators from (seed, epoch): ``TrainState.generator`` (the
+shuffling order, the algorithms' noise) and those the run lends for what would otherwise draw
+from torch's global generator (dropout masks, a data loader's worker seed; see
+:mod:`.randomness`). So epoch t depends neither on what ran before (a run resumed after epoch
+t ends with the same weights as one that was never interrupted) nor on what other threads of
+the process draw.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from genmeasures._rng import current_generator
 from genmeasures.finetune.algorithm import Algorithm, TrainState
 
 
@@ -64,12 +67,15 @@ class TrainingData:
                 index = order[start : start + self.batch_size]
                 yield self._inputs[index.to(self.device)], index
             return
+        # Iterating draws the workers' base seed from the loader's generator: the run's lent
+        # one (None outside a run: torch's global one, as DataLoader does by default).
         loader = DataLoader(
             torch.utils.data.Subset(_Indexed(self.dataset), order.tolist()),
             batch_size=self.batch_size,
             shuffle=False,
             num_workers=self.workers,
             pin_memory=self.device.type == "cuda",
+            generator=current_generator("cpu"),
         )
         for inputs, index in loader:
             yield inputs.to(self.device, non_blocking=True), index
@@ -127,7 +133,9 @@ def evaluate(
     if isinstance(inputs, torch.Tensor):
         batches = (inputs[i : i + batch_size] for i in range(0, len(inputs), batch_size))
     else:
-        loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+        loader = DataLoader(
+            dataset, batch_size=batch_size, shuffle=False, generator=current_generator("cpu")
+        )
         batches = (x for x, _ in loader)
     total_loss, correct, start = 0.0, 0, 0
     probabilities = []

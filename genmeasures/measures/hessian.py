@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 import torch
 
 from genmeasures.constraints import NonNegative, OneOf, Positive
+from genmeasures.curvature import distributed
 from genmeasures.curvature.ggn import GGNOperator, ggn_block_traces
 from genmeasures.curvature.lanczos import lanczos_eigenvalues
 from genmeasures.curvature.operators import (
@@ -321,8 +322,18 @@ def _spread(rows: list[list[float]]) -> float:
 
 
 def batch_traces(setup: CurvatureSetup, batch_size: int, **options) -> list[TraceEstimate]:
-    """Tr(A^(b)) with per-layer blocks for every consecutive mini-batch b of ``batch_size``."""
-    return [estimate_trace(setup, [batch], **options) for batch in setup.regroup(batch_size)]
+    """Tr(A^(b)) with per-layer blocks for every consecutive mini-batch b of ``batch_size``.
+
+    Each mini-batch's estimate is a computation of its own (its own operator, probes drawn
+    afresh from the seed): in a distributed run each rank estimates its own mini-batches
+    (unsharded, :func:`~genmeasures.curvature.distributed.map_batches`), and the estimates
+    are gathered in mini-batch order.
+    """
+
+    def trace_of(batch) -> TraceEstimate:
+        return estimate_trace(setup, [batch], **options)
+
+    return distributed.map_batches(trace_of, setup.regroup(batch_size))
 
 
 def _reports_layer_set(function):

@@ -27,6 +27,7 @@ from typing import Annotated, Any, Literal
 import torch
 
 from genmeasures.constraints import Positive
+from genmeasures.curvature import distributed
 from genmeasures.curvature.ggn import convex_in_outputs
 from genmeasures.curvature.persample import bilinear_ggn, bilinear_hessian, positive_part_form
 from genmeasures.curvature.structure import PROBE_SAMPLES, BlockStructure, probe_blocks
@@ -172,9 +173,12 @@ def _per_sample_forms(
     joint = setup.functional() if blocks == "joint" else None
     singles = {name: setup.functional([name]) for name in names}
     full_direction = tuple(direction[n] for n in names)
-    forms: dict[str, list[torch.Tensor]] = {name: [] for name in names}
-    products = 0
-    for inputs, targets in setup.batches:
+
+    def batch_forms(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[dict, int]:
+        """q_ij for every layer i and sample j of one batch, and the products spent."""
+        inputs, targets = batch
+        forms: dict[str, torch.Tensor] = {}
+        products = 0
         for index, name in enumerate(names):
             v = direction[name]
             if curvature == "psd" and name in affine:
@@ -202,8 +206,16 @@ def _per_sample_forms(
                     )
                     values = bilinear(joint, inputs, targets, only_i, full_direction)
                 products += len(targets)
-            forms[name].append(values.double())
-    return {name: torch.cat(parts) for name, parts in forms.items()}, products
+            forms[name] = values.double()
+        return forms, products
+
+    # Per batch, each a pure function of its batch: in a distributed run every rank maps its
+    # own batches and the per-sample values are gathered in sample order, so the maximum (or
+    # mean) below is taken over the same tensor as in one process.
+    per_batch = distributed.map_batches(batch_forms, setup.batches)
+    return {name: torch.cat([forms[name] for forms, _ in per_batch]) for name in names}, sum(
+        products for _, products in per_batch
+    )
 
 
 def _reduce(values: torch.Tensor, reduce: str, batch_size: int) -> float:

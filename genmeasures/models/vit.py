@@ -11,6 +11,9 @@ position embedding, Xavier MLP weights, zero head).
 The attention is computed explicitly (``F.linear`` + softmax) instead of through PyTorch's fused
 fast path / ``scaled_dot_product_attention``, because those kernels have no forward-mode AD on
 CPU; the result is the same function, and ``torch.func.jvp`` / ``hessian`` work through it.
+Its dropout is :func:`genmeasures._rng.dropout`: ``F.dropout``, except that during fine-tuning
+the mask comes from the run's own generator (the ``nn.Dropout`` modules are routed there by the
+fine-tuner), so runs sharing a process do not race on torch's global one.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genmeasures._rng import dropout
 from genmeasures.errors import ModelError
 from genmeasures.models.architecture import Architecture
 
@@ -47,7 +51,7 @@ class SelfAttention(nn.MultiheadAttention):
         qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
         q, k, v = qkv.reshape(n, s, 3, h, d).permute(2, 0, 3, 1, 4).unbind(0)
         attn = torch.softmax((q / math.sqrt(d)) @ k.transpose(-2, -1), dim=-1)
-        attn = F.dropout(attn, p=self.dropout, training=self.training)
+        attn = dropout(attn, p=self.dropout, training=self.training)
         out = (attn @ v).transpose(1, 2).reshape(n, s, e)
         return self.out_proj(out)
 

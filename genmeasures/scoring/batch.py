@@ -38,6 +38,7 @@ from genmeasures.checkpoints import (
     same_layout,
 )
 from genmeasures.checkpoints.run import flatten_config, read_labels
+from genmeasures.curvature import distributed
 from genmeasures.data.evalset import EvaluationSet
 from genmeasures.errors import (
     GenMeasuresError,
@@ -170,6 +171,12 @@ def score_checkpoints(
     report = ScoreReport(table=pd.DataFrame())
     items, unusable = find_checkpoints(paths, init=init, select=select)
     report.failures += [ScoreFailure(str(path), describe_failure(exc)) for path, exc in unusable]
+    shard = distributed.active()
+    if shard is not None:
+        _agree_on_the_run(requests, len(items), n_samples, seed, batch_size, device, n_train)
+        if shard.rank != 0:
+            cache = None  # rank 0 reads the cache for every rank and alone writes it
+            progress = False
     explicit_init = _load_valid_init(Path(init)) if init is not None else None
     loader = _Loader(explicit_init, data, n_samples, seed, batch_size)
     if data is not None and uses_data(requests):
@@ -202,6 +209,8 @@ def score_checkpoints(
             done_before = bar.n
             try:
                 rows += scorer.score(item, bar)
+            except distributed.DistributedError:
+                raise  # the ranks disagree: the whole run is refused
             except Exception as exc:  # one bad checkpoint never costs the others
                 if not is_bad_input(exc):
                     raise
@@ -209,6 +218,38 @@ def score_checkpoints(
             bar.update(done_before + len(requests) - bar.n)
     report.table = _to_table(rows)
     return report
+
+
+def _agree_on_the_run(
+    requests: list[MeasureRequest],
+    n_checkpoints: int,
+    n_samples: int | None,
+    seed: int,
+    batch_size: int,
+    device: torch.device,
+    n_train: int | None,
+) -> None:
+    """Refuse a distributed run whose ranks were started with other settings: other measures
+    or options, another number of checkpoints (each checkpoint's content, init and data are
+    compared when it is loaded), other versions or thread counts (CPU reductions depend on
+    the number of threads)."""
+    import genmeasures
+
+    distributed.agree(
+        {
+            "measures": sha256_json(
+                [[spec.name, spec.version, dict(options)] for spec, options in requests]
+            ),
+            "n_checkpoints": n_checkpoints,
+            "n_samples": n_samples,
+            "seed": seed,
+            "batch_size": batch_size,
+            "device": device.type,
+            "n_train": n_train,
+            "versions": [torch.__version__, getattr(genmeasures, "__version__", "")],
+            "threads": torch.get_num_threads(),
+        }
+    )
 
 
 @dataclass
@@ -228,6 +269,26 @@ class _Scorer:
     by_default: bool = False  # the measures are the default selection, not the user's
 
     def score(self, item: FoundCheckpoint, bar: tqdm) -> list[dict[str, Any]]:
+        shard = distributed.active()
+        if shard is None:
+            return self._measure_all(*self._prepare(item), bar)
+        # Distributed: the ranks compare what they loaded before anything is computed, and
+        # also when loading failed, so that every rank takes the same path (the same failure,
+        # or a refusal when one rank's files differ).
+        try:
+            prepared = self._prepare(item)
+        except Exception as exc:
+            distributed.agree({"failure": describe_failure(exc)}, shard)
+            raise
+        digests = prepared[1]
+        distributed.agree({"failure": None, **digests}, shard)
+        return self._measure_all(*prepared, bar)
+
+    def _prepare(
+        self, item: FoundCheckpoint
+    ) -> tuple[MeasureContext, dict[str, Any], dict[str, Any], str]:
+        """Load the checkpoint, its init and data: the context, the cache digests, the
+        checkpoint's table columns, and why the data is missing ("" when it is not)."""
         init = self._own_names(self.loader.init(item.init))
         ckpt = self._own_names(load_checkpoint(item.checkpoint))
         assert ckpt is not None  # _own_names passes a loaded checkpoint through or renames it
@@ -276,6 +337,8 @@ class _Scorer:
             "init": init.digest if init else None,
             "data": evaluation.fingerprint if evaluation is not None else None,
             "n_samples": len(evaluation) if evaluation is not None else None,
+            # Curvature sums run over the evaluation batches: their size is an input too.
+            "batch_size": self.loader.batch_size if evaluation is not None else None,
             "model": spec.to_json() if spec else None,
             # Per-layer results follow the tensor order (layerwise_distance's depth slope).
             "order": sha256_json(list(weights)),
@@ -286,6 +349,16 @@ class _Scorer:
         columns = _checkpoint_columns(ckpt, item.run, n_train)
         columns["tensor_order"] = order
         columns["init_head"] = init_head
+        return ctx, digests, columns, data_problem
+
+    def _measure_all(
+        self,
+        ctx: MeasureContext,
+        digests: dict[str, Any],
+        columns: dict[str, Any],
+        data_problem: str,
+        bar: tqdm,
+    ) -> list[dict[str, Any]]:
         rows = []
         for measure, options in self.requests:
             bar.set_description_str(measure.name, refresh=True)
@@ -339,20 +412,31 @@ class _Scorer:
         cacheable = "data" not in measure.needs or digests["data"] is not None
         cache = self.cache if cacheable else None
         result = cache.get(key) if cache is not None else None
+        shard = distributed.active()
+        if shard is not None:  # rank 0 (the only one with a cache) decides for every rank
+            result = shard.broadcast(result)
         if result is not None:
             self.report.cached += 1
             return result
         if self.only_cached:
             self.report.pending += 1
             return None
+        failed: Exception | None = None
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 result = measure(ctx, **options)
+        except distributed.DistributedError:
+            raise  # the ranks disagree: the whole run is refused, not this measure
         except Exception as exc:  # one failing measure never costs the checkpoint's others
             if not is_bad_input(exc):
                 raise
-            failure = ScoreFailure(f"{ctx.source} [{measure.name}]", describe_failure(exc))
+            failed = exc
+        if shard is not None:
+            self._compare_outcomes(shard, measure.name, failed, result)
+        if failed is not None or result is None:
+            assert failed is not None  # (a measure that returns gives a result)
+            failure = ScoreFailure(f"{ctx.source} [{measure.name}]", describe_failure(failed))
             self.report.failures.append(failure)
             return None
         for warning in caught:
@@ -374,6 +458,47 @@ class _Scorer:
                 self.cache = None
         return result
 
+    def _compare_outcomes(
+        self,
+        shard: distributed.Shard,
+        name: str,
+        failed: Exception | None,
+        result: MeasureResult | None,
+    ) -> None:
+        """Every rank must end a measure alike: the same failure (else the run is refused),
+        and the same numbers (else a note says so; the table holds rank 0's). Each rank
+        reduces the gathered per-batch results itself, so they agree unless some local
+        computation differs between the processes (a thread count, a GPU's nondeterminism).
+        """
+        mine = (
+            describe_failure(failed) if failed is not None else None,
+            _result_digest(result) if failed is None and result is not None else None,
+        )
+        reports = shard.gather(mine)
+        for rank, (failure, _) in enumerate(reports):
+            if failure != reports[0][0]:
+                raise distributed.DistributedError(
+                    f"distributed run failed: measure {name} ended differently on rank 0 "
+                    f"({reports[0][0] or 'computed'}) and rank {rank} ({failure or 'computed'})"
+                )
+        differing = [rank for rank, (_, digest) in enumerate(reports) if digest != reports[0][1]]
+        if differing:
+            message = (
+                f"rank {differing[0]} computed other values than rank 0 "
+                f"({len(differing)} of {shard.world - 1} other ranks); the table holds rank "
+                "0's: some computation differs between the processes (set the same "
+                "OMP_NUM_THREADS for every rank)"
+            )
+            entry = self.report.warnings.setdefault((name, "ranks differ"), [0, message])
+            entry[0] += 1
+
+
+def _result_digest(result: MeasureResult) -> str:
+    """A digest of a result's numbers (all but its wall-clock seconds)."""
+    data = result.to_json()
+    data.pop("seconds", None)
+    return sha256_json(data)
+
 
 class _Loader:
     """Loads each init and each dataset once."""
@@ -389,7 +514,7 @@ class _Loader:
         self._explicit_init = explicit_init
         self._inits: dict[Path, Checkpoint] = {}
         self._data = data
-        self._n_samples, self._seed, self._batch_size = n_samples, seed, batch_size
+        self._n_samples, self._seed, self.batch_size = n_samples, seed, batch_size
         self._datasets: dict[tuple[str, str, str], EvaluationSet] = {}
 
     def init(self, path: Path | None) -> Checkpoint | None:
@@ -422,7 +547,7 @@ class _Loader:
                 dataset,
                 n_samples=self._n_samples,
                 seed=self._seed,
-                batch_size=self._batch_size,
+                batch_size=self.batch_size,
             )
         return self._datasets[key]
 

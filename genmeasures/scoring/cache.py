@@ -2,8 +2,9 @@
 
 The key hashes everything a result depends on: the bytes of the checkpoint and of its init,
 the measure's name, version and options, the model spec and the tensor order (which fix the
-order of per-layer results), and (only for measures that read them) the data's fingerprint
-and sample size, the device type, the seed and n_train. Each
+order of per-layer results), and (only for measures that read them) the data's fingerprint,
+sample size and batch size (when not the default 256), the device type, the seed and
+n_train. Not the number of processes: a distributed run's results are one process's. Each
 result is one small JSON file written atomically as soon as it is computed, so an interrupted
 run resumes where it stopped and a rerun of an unchanged sweep computes nothing.
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from genmeasures._io import atomic_write_json, sha256_json
+from genmeasures.data.evalset import DEFAULT_BATCH_SIZE
 from genmeasures.measures import MeasureResult, MeasureSpec
 
 CACHE_FORMAT = 2
@@ -45,6 +47,7 @@ def result_key(spec: MeasureSpec, options: Mapping[str, Any], inputs: Mapping[st
         "device": inputs.get("device") if needs & {"model", "data", "curvature"} else None,
         "seed": inputs.get("seed") if spec.stochastic else None,
         "n_train": inputs.get("n_train") if "n_train" in needs else None,
+        **_batch_size_key(needs, inputs.get("batch_size")),
     }
     return sha256_json(
         {
@@ -55,6 +58,15 @@ def result_key(spec: MeasureSpec, options: Mapping[str, Any], inputs: Mapping[st
             "inputs": relevant,
         }
     )
+
+
+def _batch_size_key(needs: frozenset[str], batch_size: Any) -> dict[str, Any]:
+    """The evaluation batch size, for measures that read data, when it is not the default:
+    curvature sums run over the batches, so another size gives other last bits (and keys
+    made before the size could be chosen stay valid)."""
+    if "data" not in needs or batch_size in (None, DEFAULT_BATCH_SIZE):
+        return {}
+    return {"batch_size": batch_size}
 
 
 class ResultCache:

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+pytest.importorskip("submitit", reason="needs submitit: pip install 'genmeasures[slurm]'")
+
 from tests.cluster.jobs import CountTo, read_progress, tiny_fit
 
 pytestmark = pytest.mark.slurm

@@ -14,7 +14,10 @@ import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+if TYPE_CHECKING:
+    import torch
 
 
 def _temporary_beside(target: Path, suffix: str) -> tuple[int, Path]:
@@ -101,6 +104,18 @@ def atomic_write_with(path: str | os.PathLike, write: Callable[[str], None]) -> 
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def tensor_bytes(tensor: torch.Tensor) -> bytes:
+    """A tensor's dtype, shape and raw bytes (on the CPU, contiguous): what content digests
+    of tensors hash, so equal bytes mean an equal tensor."""
+    import torch  # on use: commands that never touch a tensor read this module too
+
+    tensor = tensor.detach().cpu().contiguous()
+    header = f"{tensor.dtype}:{tuple(tensor.shape)}:".encode()
+    if not tensor.numel():
+        return header
+    return header + tensor.reshape(-1).view(torch.uint8).numpy().tobytes()
 
 
 def sha256_json(obj: Any) -> str:

@@ -172,7 +172,9 @@ def command(
     if shard is not None and shard.rank != 0:  # rank 0 reports for every rank
         sys.exit(1 if report.failures else 0)
     if shard is not None:
-        threads = torch_threads()
+        import torch
+
+        threads = torch.get_num_threads()
         click.echo(
             f"note: the evaluation batches were shared among {shard.world} processes "
             f"({shard.backend}, {threads} torch thread(s) each): the numbers are those of one "
@@ -193,12 +195,6 @@ def command(
         for failure in report.failures:
             click.echo(f"  {failure}", err=True)
         sys.exit(1)
-
-
-def torch_threads() -> int:
-    import torch
-
-    return torch.get_num_threads()
 
 
 def _print_summary(table) -> None:

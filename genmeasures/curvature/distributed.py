@@ -57,6 +57,7 @@ from typing import Any, TypeVar
 import torch
 import torch.distributed as dist
 
+from genmeasures._io import tensor_bytes
 from genmeasures.curvature.vectors import Vector, add
 from genmeasures.errors import GenMeasuresError, MeasureError, describe_failure, one_line
 
@@ -247,10 +248,7 @@ def tensor_digest(named: Iterable[tuple[str, torch.Tensor]]) -> str:
     """SHA-256 of named tensors (names, dtypes, shapes and bytes): what a rank was given."""
     digest = hashlib.sha256()
     for name, tensor in named:
-        tensor = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}:".encode())
-        if tensor.numel():
-            digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+        digest.update(f"{name}:".encode() + tensor_bytes(tensor))
     return digest.hexdigest()
 
 

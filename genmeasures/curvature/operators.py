@@ -145,10 +145,9 @@ class HessianOperator(CurvatureOperator):
         check: bool = True,
     ) -> None:
         super().__init__(model, names, batches, loss, weights=weights, check=check)
-        # Decided on rank 0 and broadcast: a choice that could differ between processes (a
-        # timing) must not split one operator into several methods. (auto is a constant now.)
-        chosen = distributed.on_rank_zero(lambda: AUTO if products == "auto" else products)
-        self.method = self._make_method(chosen)
+        # auto is a constant (double backward), not a timing, so every rank of a distributed
+        # run, given the same options (checked), makes the same method.
+        self.method = self._make_method(AUTO if products == "auto" else products)
 
     @property
     def products(self) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from genmeasures._io import sha256_bytes
+from genmeasures._io import sha256_bytes, tensor_bytes
 from genmeasures.data.base import LabeledDataset
 from genmeasures.data.sampling import evaluation_sample, make_loader, sample_indices
 from genmeasures.errors import DataError
@@ -73,7 +73,7 @@ class EvaluationSet:
         index = sample_indices(len(inputs), n_samples, seed)
         if index is not None:
             inputs, targets = inputs[index], targets[index]
-        fingerprint = sha256_bytes(_tensor_bytes(inputs) + _tensor_bytes(targets))
+        fingerprint = sha256_bytes(tensor_bytes(inputs) + tensor_bytes(targets))
 
         def batches() -> Iterator[Batch]:
             for start in range(0, len(inputs), batch_size):
@@ -153,9 +153,3 @@ def as_evaluation_set(
         f"cannot use {type(data).__name__} as data; pass a DataLoader, a dataset or an "
         f"(inputs, targets) pair of tensors"
     )
-
-
-def _tensor_bytes(tensor: torch.Tensor) -> bytes:
-    tensor = tensor.detach().cpu().contiguous()
-    header = f"{tensor.dtype}:{tuple(tensor.shape)}:".encode()
-    return header + tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else header
